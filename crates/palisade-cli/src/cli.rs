@@ -1,0 +1,348 @@
+//! The `palisade` command line: argument definitions only. Bodies live in `commands/`.
+//! Names, flags and defaults follow `shared/spec/cli.md`, which outside tests drive exactly.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Palisade: a crypto toolkit and an identity server in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "palisade", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Hash files like sha256sum, or verify a sums list with --check.
+    Hash(HashArgs),
+    /// Keyed hash (HMAC or keyed BLAKE2b) of a file, or a constant-time check with --verify.
+    Mac(MacArgs),
+    /// Random bytes from the operating system's CSPRNG.
+    Random(RandomArgs),
+    /// A diceware passphrase drawn from the EFF large word list.
+    Passphrase(PassphraseArgs),
+    /// Fernet symmetric tokens (compatible with Python's cryptography.fernet).
+    #[command(subcommand)]
+    Fernet(FernetCommand),
+    /// Generate a key: an age identity, or an RSA, P-256 or Ed25519 key pair.
+    #[command(subcommand)]
+    Keygen(KeygenCommand),
+    /// Encrypt a file to the age v1 format (interoperable with age and rage).
+    Encrypt(EncryptArgs),
+    /// Decrypt an age v1 file.
+    Decrypt(DecryptArgs),
+    /// RSA-OAEP (SHA-256, MGF1-SHA-256) encryption of small messages.
+    #[command(subcommand)]
+    Rsa(RsaCommand),
+    /// Sign a file: RSA-PSS, ECDSA P-256 or Ed25519, chosen by the key type.
+    Sign(SignArgs),
+    /// Verify a signature made by `palisade sign` (or OpenSSL / Python cryptography).
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HashAlgo {
+    Sha256,
+    Sha224,
+    Sha384,
+    Sha512,
+    #[value(name = "sha3-256")]
+    Sha3_256,
+    #[value(name = "sha3-512")]
+    Sha3_512,
+    Blake2b,
+    Blake2s,
+    Blake3,
+    Crc32,
+    Md5,
+    Sha1,
+}
+
+#[derive(Debug, Args)]
+pub struct HashArgs {
+    /// Hash algorithm.
+    #[arg(short = 'a', long = "algorithm", value_enum, default_value = "sha256")]
+    pub algorithm: HashAlgo,
+    /// Read a sha256sum-style list from SUMS and check every file in it.
+    #[arg(short = 'c', long = "check", value_name = "SUMS", conflicts_with = "files")]
+    pub check: Option<PathBuf>,
+    /// Files to hash; `-` or none reads standard input.
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MacAlgo {
+    #[value(name = "hmac-sha256")]
+    HmacSha256,
+    #[value(name = "hmac-sha512")]
+    HmacSha512,
+    Blake2b,
+}
+
+#[derive(Debug, Args)]
+pub struct MacArgs {
+    /// MAC algorithm.
+    #[arg(short = 'a', long = "algorithm", value_enum, default_value = "hmac-sha256")]
+    pub algorithm: MacAlgo,
+    /// File holding the raw key bytes.
+    #[arg(long = "key-file", value_name = "K")]
+    pub key_file: PathBuf,
+    /// Compare the MAC with HEX in constant time: prints OK (exit 0) or FAILED (exit 1).
+    #[arg(long = "verify", value_name = "HEX")]
+    pub verify: Option<String>,
+    /// Input file; `-` or none reads standard input.
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("encoding").multiple(false))]
+pub struct RandomArgs {
+    /// Number of random bytes.
+    #[arg(short = 'n', long = "bytes", default_value_t = 32, value_name = "BYTES")]
+    pub bytes: usize,
+    /// Lowercase hex.
+    #[arg(long, group = "encoding")]
+    pub hex: bool,
+    /// Unpadded base64url (the default, like Python's secrets.token_urlsafe).
+    #[arg(long, group = "encoding")]
+    pub urlsafe: bool,
+    /// The raw bytes.
+    #[arg(long, group = "encoding")]
+    pub raw: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PassphraseArgs {
+    /// Number of words.
+    #[arg(long, default_value_t = 6, value_name = "N")]
+    pub words: usize,
+    /// Separator between words.
+    #[arg(long, default_value = " ", value_name = "S")]
+    pub separator: String,
+}
+
+/// Where a command writes: standard output, or `-o FILE` written atomically.
+#[derive(Debug, Args, Clone)]
+pub struct OutputArgs {
+    /// Output file (written atomically, only on success); standard output if absent or `-`.
+    #[arg(short = 'o', long = "output", value_name = "OUT")]
+    pub output: Option<PathBuf>,
+    /// Overwrite an existing output file.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FernetCommand {
+    /// Generate a new Fernet key (44 characters of padded base64url).
+    Keygen {
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Encrypt a message into a Fernet token. The whole message is held in memory
+    /// (limit: 64 MiB).
+    Encrypt {
+        /// Fernet key file.
+        #[arg(long = "key-file", value_name = "K")]
+        key_file: PathBuf,
+        /// Input file; `-` or none reads standard input.
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Decrypt a Fernet token with the first key that authenticates it (as MultiFernet).
+    /// The whole token is held in memory (limit: 128 MiB of token text).
+    Decrypt {
+        /// Fernet key file; repeat to try several keys in order.
+        #[arg(long = "key-file", value_name = "K", required = true)]
+        key_files: Vec<PathBuf>,
+        /// Reject tokens older than SECONDS.
+        #[arg(long, value_name = "SECONDS")]
+        ttl: Option<u64>,
+        /// Token file; `-` or none reads standard input.
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Re-encrypt a token under the first key, keeping its timestamp (as MultiFernet.rotate).
+    Rotate {
+        /// The new key first, then the old keys.
+        #[arg(long = "key-file", value_name = "K", required = true)]
+        key_files: Vec<PathBuf>,
+        /// Token file; `-` or none reads standard input.
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RsaBits {
+    #[value(name = "2048")]
+    B2048,
+    #[value(name = "3072")]
+    B3072,
+    #[value(name = "4096")]
+    B4096,
+}
+
+#[derive(Debug, Args)]
+pub struct KeyPairOut {
+    /// Private key output (PKCS#8 PEM, mode 0600).
+    #[arg(short = 'o', long = "output", value_name = "KEY.pem")]
+    pub output: PathBuf,
+    /// Public key output (SubjectPublicKeyInfo PEM); printed on standard output if absent.
+    #[arg(long = "public-out", value_name = "PUB.pem")]
+    pub public_out: Option<PathBuf>,
+    /// Overwrite existing files.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeygenCommand {
+    /// An age X25519 identity (AGE-SECRET-KEY-1…), as age-keygen writes it.
+    Age {
+        /// Identity file (mode 0600).
+        #[arg(short = 'o', long = "output", value_name = "IDENTITY")]
+        output: PathBuf,
+        /// Write the recipient (age1…) here instead of standard output.
+        #[arg(long = "public-out", value_name = "RECIPIENT")]
+        public_out: Option<PathBuf>,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// An RSA key pair (default 3072 bits).
+    Rsa {
+        /// Modulus size in bits.
+        #[arg(long, value_enum, default_value = "3072")]
+        bits: RsaBits,
+        #[command(flatten)]
+        out: KeyPairOut,
+    },
+    /// An ECDSA P-256 key pair.
+    P256 {
+        #[command(flatten)]
+        out: KeyPairOut,
+    },
+    /// An Ed25519 key pair.
+    Ed25519 {
+        #[command(flatten)]
+        out: KeyPairOut,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("to").required(true).multiple(true))]
+pub struct EncryptArgs {
+    /// Encrypt to this recipient (age1…); repeatable.
+    #[arg(short = 'r', long = "recipient", value_name = "RECIPIENT", group = "to")]
+    pub recipients: Vec<String>,
+    /// Encrypt to the recipients listed in FILE, one per line; repeatable.
+    #[arg(short = 'R', long = "recipients-file", value_name = "FILE", group = "to")]
+    pub recipients_files: Vec<PathBuf>,
+    /// Encrypt with a passphrase, read from the terminal or PALISADE_PASSPHRASE.
+    #[arg(short = 'p', long, group = "to", conflicts_with_all = ["recipients", "recipients_files"])]
+    pub passphrase: bool,
+    /// Input file; `-` or none reads standard input.
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("with").required(true).multiple(true))]
+pub struct DecryptArgs {
+    /// Identity file (age-keygen format); repeatable.
+    #[arg(short = 'i', long = "identity", value_name = "IDENTITY", group = "with")]
+    pub identities: Vec<PathBuf>,
+    /// Decrypt with a passphrase, read from the terminal or PALISADE_PASSPHRASE.
+    #[arg(short = 'p', long, group = "with", conflicts_with = "identities")]
+    pub passphrase: bool,
+    /// Input file; `-` or none reads standard input.
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RsaCommand {
+    /// Encrypt with RSA-OAEP (SHA-256, MGF1-SHA-256, empty label). The message must fit
+    /// in one RSA block: at most key bytes - 66 (190 bytes for RSA-2048).
+    Encrypt {
+        /// Recipient's public key (SubjectPublicKeyInfo or PKCS#1 PEM).
+        #[arg(long = "public-key", value_name = "PUB.pem")]
+        public_key: PathBuf,
+        /// Write lowercase hex instead of raw bytes.
+        #[arg(long)]
+        hex: bool,
+        /// Input file; `-` or none reads standard input.
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Decrypt RSA-OAEP ciphertext (PKCS#8 or PKCS#1 private key).
+    Decrypt {
+        /// Private key (PKCS#8 or PKCS#1 PEM).
+        #[arg(long = "private-key", value_name = "KEY.pem")]
+        private_key: PathBuf,
+        /// The input is lowercase hex instead of raw bytes.
+        #[arg(long)]
+        hex: bool,
+        /// Input file; `-` or none reads standard input.
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// Private key (PKCS#8 PEM; PKCS#1 for RSA, SEC1 for P-256 accepted too).
+    #[arg(long = "private-key", value_name = "KEY.pem")]
+    pub private_key: PathBuf,
+    /// Signature encoding for ECDSA keys.
+    #[arg(long, value_enum, default_value = "der")]
+    pub format: SigFormat,
+    /// Input file; `-` or none reads standard input.
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SigFormat {
+    /// ASN.1 DER (OpenSSL, Python cryptography).
+    Der,
+    /// Fixed-width r‖s (IEEE P1363, JWS ES256).
+    P1363,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Signer's public key (SubjectPublicKeyInfo PEM).
+    #[arg(long = "public-key", value_name = "PUB.pem")]
+    pub public_key: PathBuf,
+    /// File holding the raw signature bytes.
+    #[arg(long, value_name = "SIG")]
+    pub signature: PathBuf,
+    /// Signature encoding for ECDSA keys.
+    #[arg(long, value_enum, default_value = "der")]
+    pub format: SigFormat,
+    /// Signed file; `-` or none reads standard input.
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+}

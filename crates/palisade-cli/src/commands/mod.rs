@@ -1,0 +1,36 @@
+//! Command bodies. Each returns the exit code on success paths that are verdicts (0 or 1 for
+//! `--check`/`--verify`) or a [`CliError`] that carries its own code.
+
+mod age;
+mod fernet;
+mod hash;
+mod keygen;
+mod mac;
+mod random;
+mod rsa;
+mod sign;
+
+use crate::cli::{Command, KeygenCommand};
+use crate::error::CliResult;
+
+/// Runs one command; `Ok(code)` is the process exit code.
+pub fn run(command: Command) -> CliResult<u8> {
+    match command {
+        Command::Hash(args) => hash::run(&args),
+        Command::Mac(args) => mac::run(&args),
+        Command::Random(args) => random::run_random(&args),
+        Command::Passphrase(args) => random::run_passphrase(&args),
+        Command::Fernet(cmd) => fernet::run(cmd),
+        Command::Keygen(KeygenCommand::Age {
+            output,
+            public_out,
+            force,
+        }) => age::keygen(&output, public_out.as_deref(), force),
+        Command::Keygen(cmd) => keygen::run(cmd),
+        Command::Encrypt(args) => age::encrypt(&args),
+        Command::Decrypt(args) => age::decrypt(&args),
+        Command::Rsa(cmd) => rsa::run(cmd),
+        Command::Sign(args) => sign::sign(&args),
+        Command::Verify(args) => sign::verify(&args),
+    }
+}

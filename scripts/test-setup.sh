@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what the interoperability tests drive, so the suite passes on a fresh machine:
+# - the `age` command-line tool (Debian package), for age file interop;
+# - a Python venv with pyca/cryptography, for Fernet/RSA/ECDSA/Ed25519/hashlib interop.
+# Idempotent and quick when everything is already there. Test-only: nothing here is a
+# run-time dependency of palisade.
+set -euo pipefail
+
+venv="${PALISADE_TEST_VENV:-$HOME/.cache/palisade-venv}"
+
+if ! command -v age >/dev/null 2>&1 || ! command -v age-keygen >/dev/null 2>&1; then
+  echo "test-setup: installing the age tool" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq age >/dev/null
+fi
+
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import cryptography' 2>/dev/null; then
+  echo "test-setup: creating $venv with cryptography" >&2
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check 'cryptography>=44'
+fi
