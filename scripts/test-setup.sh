@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the interoperability tests drive, so the suite passes on a fresh machine:
 # - the `age` command-line tool (Debian package), for age file interop;
-# - a Python venv with pyca/cryptography, for Fernet/RSA/ECDSA/Ed25519/hashlib interop.
+# - a Python venv with pyca/cryptography (Fernet/RSA/ECDSA/Ed25519 interop), blake3 (hash
+#   interop) and pexpect (to type a passphrase into `age -p`, which reads only a terminal).
 # Idempotent and quick when everything is already there. Test-only: nothing here is a
 # run-time dependency of palisade.
 set -euo pipefail
@@ -15,8 +16,8 @@ if ! command -v age >/dev/null 2>&1 || ! command -v age-keygen >/dev/null 2>&1; 
   apt-get install -y -qq age >/dev/null
 fi
 
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import cryptography' 2>/dev/null; then
-  echo "test-setup: creating $venv with cryptography" >&2
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import cryptography, blake3, pexpect' 2>/dev/null; then
+  echo "test-setup: creating $venv with cryptography, blake3, pexpect" >&2
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check 'cryptography>=44'
+  "$venv/bin/pip" install --quiet --disable-pip-version-check 'cryptography>=44' blake3 pexpect
 fi
