@@ -36,9 +36,11 @@ pub enum Command {
     /// RSA-OAEP (SHA-256, MGF1-SHA-256) encryption of small messages.
     #[command(subcommand)]
     Rsa(RsaCommand),
-    /// Sign a file: RSA-PSS, ECDSA P-256 or Ed25519, chosen by the key type.
+    /// Sign a file: RSA-PSS, ECDSA P-256 or Ed25519, chosen by the key type. The whole file
+    /// is held in memory (limit: 256 MiB).
     Sign(SignArgs),
-    /// Verify a signature made by `palisade sign` (or OpenSSL / Python cryptography).
+    /// Verify a signature made by `palisade sign` (or OpenSSL / Python cryptography). The
+    /// whole file is held in memory (limit: 256 MiB).
     Verify(VerifyArgs),
 }
 
@@ -66,7 +68,12 @@ pub struct HashArgs {
     #[arg(short = 'a', long = "algorithm", value_enum, default_value = "sha256")]
     pub algorithm: HashAlgo,
     /// Read a sha256sum-style list from SUMS and check every file in it.
-    #[arg(short = 'c', long = "check", value_name = "SUMS", conflicts_with = "files")]
+    #[arg(
+        short = 'c',
+        long = "check",
+        value_name = "SUMS",
+        conflicts_with = "files"
+    )]
     pub check: Option<PathBuf>,
     /// Files to hash; `-` or none reads standard input.
     #[arg(value_name = "FILE")]
@@ -85,7 +92,12 @@ pub enum MacAlgo {
 #[derive(Debug, Args)]
 pub struct MacArgs {
     /// MAC algorithm.
-    #[arg(short = 'a', long = "algorithm", value_enum, default_value = "hmac-sha256")]
+    #[arg(
+        short = 'a',
+        long = "algorithm",
+        value_enum,
+        default_value = "hmac-sha256"
+    )]
     pub algorithm: MacAlgo,
     /// File holding the raw key bytes.
     #[arg(long = "key-file", value_name = "K")]
@@ -102,7 +114,12 @@ pub struct MacArgs {
 #[command(group = clap::ArgGroup::new("encoding").multiple(false))]
 pub struct RandomArgs {
     /// Number of random bytes.
-    #[arg(short = 'n', long = "bytes", default_value_t = 32, value_name = "BYTES")]
+    #[arg(
+        short = 'n',
+        long = "bytes",
+        default_value_t = 32,
+        value_name = "BYTES"
+    )]
     pub bytes: usize,
     /// Lowercase hex.
     #[arg(long, group = "encoding")]
@@ -143,8 +160,8 @@ pub enum FernetCommand {
         #[command(flatten)]
         out: OutputArgs,
     },
-    /// Encrypt a message into a Fernet token. The whole message is held in memory
-    /// (limit: 64 MiB).
+    /// Encrypt a message into a Fernet token (printed as one line). The whole message is held
+    /// in memory (limit: 256 MiB = 268435456 bytes; larger input exits with code 2).
     Encrypt {
         /// Fernet key file.
         #[arg(long = "key-file", value_name = "K")]
@@ -156,7 +173,8 @@ pub enum FernetCommand {
         out: OutputArgs,
     },
     /// Decrypt a Fernet token with the first key that authenticates it (as MultiFernet).
-    /// The whole token is held in memory (limit: 128 MiB of token text).
+    /// Tokens stamped more than 60 s in the future are rejected. The whole token is held in
+    /// memory (limit: 342 MiB = 358612992 bytes of token text, a 256 MiB message).
     Decrypt {
         /// Fernet key file; repeat to try several keys in order.
         #[arg(long = "key-file", value_name = "K", required = true)]
@@ -171,6 +189,7 @@ pub enum FernetCommand {
         out: OutputArgs,
     },
     /// Re-encrypt a token under the first key, keeping its timestamp (as MultiFernet.rotate).
+    /// The whole token is held in memory (limit: 342 MiB = 358612992 bytes of token text).
     Rotate {
         /// The new key first, then the old keys.
         #[arg(long = "key-file", value_name = "K", required = true)]
@@ -244,10 +263,20 @@ pub enum KeygenCommand {
 #[command(group = clap::ArgGroup::new("to").required(true).multiple(true))]
 pub struct EncryptArgs {
     /// Encrypt to this recipient (age1…); repeatable.
-    #[arg(short = 'r', long = "recipient", value_name = "RECIPIENT", group = "to")]
+    #[arg(
+        short = 'r',
+        long = "recipient",
+        value_name = "RECIPIENT",
+        group = "to"
+    )]
     pub recipients: Vec<String>,
     /// Encrypt to the recipients listed in FILE, one per line; repeatable.
-    #[arg(short = 'R', long = "recipients-file", value_name = "FILE", group = "to")]
+    #[arg(
+        short = 'R',
+        long = "recipients-file",
+        value_name = "FILE",
+        group = "to"
+    )]
     pub recipients_files: Vec<PathBuf>,
     /// Encrypt with a passphrase, read from the terminal or PALISADE_PASSPHRASE.
     #[arg(short = 'p', long, group = "to", conflicts_with_all = ["recipients", "recipients_files"])]
@@ -263,7 +292,12 @@ pub struct EncryptArgs {
 #[command(group = clap::ArgGroup::new("with").required(true).multiple(true))]
 pub struct DecryptArgs {
     /// Identity file (age-keygen format); repeatable.
-    #[arg(short = 'i', long = "identity", value_name = "IDENTITY", group = "with")]
+    #[arg(
+        short = 'i',
+        long = "identity",
+        value_name = "IDENTITY",
+        group = "with"
+    )]
     pub identities: Vec<PathBuf>,
     /// Decrypt with a passphrase, read from the terminal or PALISADE_PASSPHRASE.
     #[arg(short = 'p', long, group = "with", conflicts_with = "identities")]
@@ -292,7 +326,8 @@ pub enum RsaCommand {
         #[command(flatten)]
         out: OutputArgs,
     },
-    /// Decrypt RSA-OAEP ciphertext (PKCS#8 or PKCS#1 private key).
+    /// Decrypt RSA-OAEP ciphertext (PKCS#8 or PKCS#1 private key). The ciphertext is one
+    /// RSA block (key bytes long; input limit: 64 KiB).
     Decrypt {
         /// Private key (PKCS#8 or PKCS#1 PEM).
         #[arg(long = "private-key", value_name = "KEY.pem")]

@@ -176,7 +176,8 @@ impl Output {
     /// Standard output, optionally spooled until commit.
     pub fn to_stdout(spool: bool) -> CliResult<Self> {
         let sink = if spool {
-            let file = tempfile::tempfile().map_err(|e| CliError::io_named("temporary file", &e))?;
+            let file =
+                tempfile::tempfile().map_err(|e| CliError::io_named("temporary file", &e))?;
             Sink::SpooledStdout(BufWriter::with_capacity(CHUNK, file))
         } else {
             Sink::Stdout(BufWriter::with_capacity(CHUNK, io::stdout()))
