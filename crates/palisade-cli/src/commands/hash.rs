@@ -50,6 +50,17 @@ fn digest_input(algo: Algorithm, input: Input) -> CliResult<Vec<u8>> {
     hash::hash_reader(algo, input.reader).map_err(|e| CliError::io_named(&input.name, &e))
 }
 
+/// Digest of a named input (`-` is stdin). Regular files hashed with BLAKE3 are
+/// memory-mapped, as `b3sum` does (see [`hash::blake3_mmap`]); everything else streams.
+fn digest_path(algo: Algorithm, path: &Path) -> CliResult<Vec<u8>> {
+    let input = io::open_input(Some(path))?;
+    if algo == Algorithm::Blake3 && input.name != "-" && input.len.is_some() {
+        drop(input);
+        return hash::blake3_mmap(path).map_err(|e| CliError::io(path, &e));
+    }
+    digest_input(algo, input)
+}
+
 fn hash_files(algo: Algorithm, files: &[PathBuf]) -> CliResult<u8> {
     let stdin_only = [PathBuf::from("-")];
     let files = if files.is_empty() {
@@ -59,7 +70,7 @@ fn hash_files(algo: Algorithm, files: &[PathBuf]) -> CliResult<u8> {
     };
     let mut code = 0;
     for file in files {
-        let result = io::open_input(Some(file)).and_then(|input| digest_input(algo, input));
+        let result = digest_path(algo, file);
         match result {
             Ok(digest) => {
                 let mut line = Vec::with_capacity(digest.len() * 2 + 80);
@@ -110,21 +121,20 @@ fn check(algo: Algorithm, sums: &Path) -> CliResult<u8> {
             }
         };
         let path = Path::new(OsStr::from_bytes(&entry.name));
-        let verdict: &[u8] =
-            match io::open_input(Some(path)).and_then(|input| digest_input(algo, input)) {
-                Ok(d) if d == entry.digest => {
-                    ok += 1;
-                    b"OK"
-                }
-                Ok(_) => {
-                    mismatched += 1;
-                    b"FAILED"
-                }
-                Err(_) => {
-                    unreadable += 1;
-                    b"FAILED open or read"
-                }
-            };
+        let verdict: &[u8] = match digest_path(algo, path) {
+            Ok(d) if d == entry.digest => {
+                ok += 1;
+                b"OK"
+            }
+            Ok(_) => {
+                mismatched += 1;
+                b"FAILED"
+            }
+            Err(_) => {
+                unreadable += 1;
+                b"FAILED open or read"
+            }
+        };
         let mut line = shown_name(&entry.name);
         line.extend_from_slice(b": ");
         line.extend_from_slice(verdict);
