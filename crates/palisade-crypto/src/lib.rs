@@ -30,6 +30,8 @@
 //! - [`rsa_oaep`]: RSA-OAEP (SHA-256, MGF1-SHA-256) encryption.
 //! - [`signature`]: RSA-PSS, ECDSA P-256 and Ed25519 signatures.
 //! - [`kdf`]: PBKDF2-HMAC-SHA256, scrypt and Argon2id key derivation.
+//! - [`password`]: password hashing and verification in Django's formats (Argon2id by
+//!   default; PBKDF2, bcrypt, scrypt and the legacy MD5/SHA-1 shapes), with re-hash advice.
 
 pub mod agefile;
 pub mod fernet;
@@ -37,6 +39,7 @@ pub mod hash;
 pub mod kdf;
 pub mod keys;
 pub mod mac;
+pub mod password;
 pub mod random;
 pub mod rsa_oaep;
 pub mod signature;
