@@ -1,0 +1,218 @@
+//! The storage the use cases need, as traits that each backend in `palisade-store`
+//! implements and one conformance suite checks.
+//!
+//! Methods return `impl Future<Output = …> + Send` (return-position `impl Trait` in traits):
+//! no boxing, no `async-trait`, no executor here, and the `Send` bound lets the server run
+//! them on a multi-threaded runtime. Implementations may simply write `async fn`.
+//!
+//! Lookups return `Ok(None)` for "no such row"; updates of a row that does not exist return
+//! [`StoreError::NotFound`], because the caller asked to change something specific.
+
+use std::future::Future;
+
+use crate::audit::{AuditEvent, AuditRecord, BrokenLink, ChainVerifier};
+use crate::session::{Session, SessionKey, SessionTimeouts};
+use crate::time::Timestamp;
+use crate::user::{Email, NewUser, User, UserId, Username};
+
+/// Page size used by [`AuditLog::verify`].
+const VERIFY_PAGE: u32 = 1000;
+
+/// A storage failure. Messages never contain secrets or bound values (password hashes,
+/// session keys): they may end up in logs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was violated (a taken username, an existing session key).
+    #[error("already exists")]
+    Conflict,
+    /// The row to change does not exist (or a row it refers to does not).
+    #[error("not found")]
+    NotFound,
+    /// Stored data does not parse back into a domain type (edited by hand, or a bug).
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+    /// The database failed (I/O, locking, connection). The message is for operators.
+    #[error("storage backend error: {0}")]
+    Backend(String),
+}
+
+/// Accounts.
+pub trait UserStore: Send + Sync {
+    /// Creates an account. [`StoreError::Conflict`] if another account has the same
+    /// [`Username::canonical`] (so `Alice` blocks `alice` and `ＡＬＩＣＥ`).
+    fn create_user(&self, new: NewUser) -> impl Future<Output = Result<User, StoreError>> + Send;
+
+    fn get_by_id(
+        &self,
+        id: UserId,
+    ) -> impl Future<Output = Result<Option<User>, StoreError>> + Send;
+
+    /// Case-insensitive lookup on the canonical username.
+    fn get_by_username(
+        &self,
+        username: &Username,
+    ) -> impl Future<Output = Result<Option<User>, StoreError>> + Send;
+
+    /// The one account whose canonical e-mail equals `email`'s; `None` when no account or
+    /// more than one has it (e-mail is not unique, as in Django, and an ambiguous address
+    /// must not pick an account at random).
+    fn get_by_unique_email(
+        &self,
+        email: &Email,
+    ) -> impl Future<Output = Result<Option<User>, StoreError>> + Send;
+
+    /// What the login form's `username` field means: an exact (canonical) username match,
+    /// else a unique e-mail match. Text that is neither a valid username nor a valid address
+    /// finds nobody.
+    fn get_by_username_or_email(
+        &self,
+        login: &str,
+    ) -> impl Future<Output = Result<Option<User>, StoreError>> + Send {
+        async move {
+            if let Ok(username) = Username::parse(login)
+                && let Some(user) = self.get_by_username(&username).await?
+            {
+                return Ok(Some(user));
+            }
+            match Email::parse(login) {
+                Ok(email) => self.get_by_unique_email(&email).await,
+                Err(_) => Ok(None),
+            }
+        }
+    }
+
+    /// Every account, by id.
+    fn list_users(&self) -> impl Future<Output = Result<Vec<User>, StoreError>> + Send;
+
+    fn set_password_hash(
+        &self,
+        id: UserId,
+        password_hash: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn set_active(
+        &self,
+        id: UserId,
+        active: bool,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn set_flags(
+        &self,
+        id: UserId,
+        is_staff: bool,
+        is_superuser: bool,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn set_last_login(
+        &self,
+        id: UserId,
+        at: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Server-side sessions, keyed by [`SessionKey`] (the hash of the cookie value).
+pub trait SessionStore: Send + Sync {
+    /// Stores a new session. [`StoreError::Conflict`] if the key exists;
+    /// [`StoreError::NotFound`] if the backend keeps users too and the user does not exist.
+    fn create_session(
+        &self,
+        session: Session,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn get_session(
+        &self,
+        key: &SessionKey,
+    ) -> impl Future<Output = Result<Option<Session>, StoreError>> + Send;
+
+    /// Records use at `last_seen`; never moves `last_seen` backwards (requests can finish
+    /// out of order). [`StoreError::NotFound`] if the session is gone.
+    fn touch_session(
+        &self,
+        key: &SessionKey,
+        last_seen: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Deletes one session; `Ok(false)` if it was already gone (logging out twice is fine).
+    fn delete_session(
+        &self,
+        key: &SessionKey,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Deletes every session of `user` except `except` (the caller's own, after a password
+    /// change); returns how many were deleted.
+    fn delete_sessions_for_user(
+        &self,
+        user: UserId,
+        except: Option<&SessionKey>,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// A user's sessions, oldest first.
+    fn list_sessions_for_user(
+        &self,
+        user: UserId,
+    ) -> impl Future<Output = Result<Vec<Session>, StoreError>> + Send;
+
+    /// Every session, oldest first.
+    fn list_all_sessions(&self) -> impl Future<Output = Result<Vec<Session>, StoreError>> + Send;
+
+    /// Deletes the sessions that [`Session::is_expired`] at `now`; returns how many.
+    fn delete_expired_sessions(
+        &self,
+        now: Timestamp,
+        timeouts: &SessionTimeouts,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+}
+
+/// Failure of [`AuditLog::verify`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuditVerifyError {
+    #[error(transparent)]
+    Broken(#[from] BrokenLink),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The append-only, hash-chained audit log (rule in [`crate::audit`]).
+pub trait AuditLog: Send + Sync {
+    /// Appends `event` as the next record and returns it. Backends serialise appends (one
+    /// transaction reads the last record and inserts the next), so concurrent appenders
+    /// never fork the chain or reuse a `seq`.
+    fn append(
+        &self,
+        event: AuditEvent,
+    ) -> impl Future<Output = Result<AuditRecord, StoreError>> + Send;
+
+    /// The last `n` records, in ascending `seq` order.
+    fn tail(&self, n: u32) -> impl Future<Output = Result<Vec<AuditRecord>, StoreError>> + Send;
+
+    /// Up to `limit` records with `seq > after_seq`, ascending (pass `i64::MIN` to start).
+    fn page(
+        &self,
+        after_seq: i64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<AuditRecord>, StoreError>> + Send;
+
+    /// Number of records.
+    fn count(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Verifies the whole chain page by page; on success returns the verifier (record count
+    /// and head hash).
+    fn verify(&self) -> impl Future<Output = Result<ChainVerifier, AuditVerifyError>> + Send {
+        async move {
+            let mut verifier = ChainVerifier::new();
+            // From the very bottom, not 0: a row forged with seq ≤ 0 must show up as a gap
+            // rather than be skipped.
+            let mut after = i64::MIN;
+            loop {
+                let records = self.page(after, VERIFY_PAGE).await?;
+                let Some(last) = records.last() else {
+                    return Ok(verifier);
+                };
+                after = last.seq;
+                for record in &records {
+                    verifier.push(record)?;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! # palisade-store
+//!
+//! Implementations of `palisade-core`'s storage traits ([`UserStore`], [`SessionStore`],
+//! [`AuditLog`]):
+//! - [`MemoryStore`]: in-process, for unit tests of the use cases and the server.
+//! - [`SqliteStore`]: the embedded default, one SQLite file through sqlx, with its schema in
+//!   `migrations/sqlite/` compiled into the binary.
+//!
+//! PostgreSQL (accounts at scale) and Redis (sessions, counters) come next, each as one more
+//! module here with its own migrations.
+//!
+//! ## Design
+//! - **One contract, one test suite.** The behaviour every backend must share (conflicts on
+//!   case-insensitive usernames, `NotFound` on updates of missing rows, session expiry
+//!   boundaries, audit chains that stay valid under concurrent appends) is written once in
+//!   `tests/conformance.rs` and instantiated per backend, the way rustls runs one API suite
+//!   per crypto provider. A new backend is one line there.
+//! - **The domain stays in core.** Backends store and load; they do not decide. Rows are
+//!   parsed back through the core newtypes (a hand-edited invalid username is reported as
+//!   [`StoreError::Corrupt`], never passed on), and audit hashes come from
+//!   `palisade_core::audit`, so every backend chains identically.
+//! - **Atomic writes.** Each write is one statement or one transaction: no half-written rows.
+//!   Audit appends take the write lock before reading the chain head.
+//! - **Errors carry no secrets.** Driver errors are mapped to [`StoreError`] with messages
+//!   that name tables and constraints, never bound values.
+
+mod memory;
+mod sqlite;
+
+pub use memory::MemoryStore;
+pub use palisade_core::{AuditLog, SessionStore, StoreError, UserStore};
+pub use sqlite::SqliteStore;

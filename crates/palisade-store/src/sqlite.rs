@@ -1,0 +1,541 @@
+//! The embedded default backend: one SQLite file, through sqlx.
+//!
+//! Connections run in WAL mode (readers never block the writer), with foreign keys on,
+//! `synchronous = FULL` (a committed audit record survives a power cut) and a 5-second busy
+//! timeout so concurrent writers wait for the lock instead of failing. Queries are plain
+//! strings with bound parameters, never string-built SQL, and need no database at build time.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use palisade_core::audit::AuditRecord;
+use palisade_core::{
+    AuditEvent, AuditLog, CsrfSecret, Email, NewUser, Session, SessionKey, SessionStore,
+    SessionTimeouts, StoreError, Timestamp, User, UserId, UserStore, Username,
+};
+use sqlx::Row;
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+
+/// The schema, compiled into the binary so `palisade migrate` needs no files next to it.
+static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// How long a connection waits for another writer's lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// SQLite has one writer at a time; a few connections let reads proceed beside it.
+const MAX_CONNECTIONS: u32 = 4;
+
+// Column lists as macros so `concat!` builds each query as one `&'static str` at compile
+// time: no SQL is ever assembled at run time.
+macro_rules! user_columns {
+    () => {
+        "id, username, email, password_hash, first_name, last_name, is_active, is_staff, \
+         is_superuser, date_joined, last_login"
+    };
+}
+macro_rules! session_columns {
+    () => {
+        "key_hash, user_id, created_at, last_seen, ip, user_agent, csrf_secret"
+    };
+}
+macro_rules! audit_columns {
+    () => {
+        "seq, prev_hash, hash, at, actor, action, target, detail"
+    };
+}
+
+/// A SQLite database. Cloning is cheap and shares the connection pool.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating it if missing) the database at `url_or_path`: a `sqlite:` URL
+    /// (`sqlite:///srv/palisade-data/palisade.db`, `sqlite::memory:`) or a plain file path.
+    /// Does not migrate: call [`SqliteStore::migrate`].
+    pub async fn open(url_or_path: &str) -> Result<Self, StoreError> {
+        let options = if url_or_path.starts_with("sqlite:") {
+            SqliteConnectOptions::from_str(url_or_path)
+                .map_err(|e| StoreError::Backend(e.to_string()))?
+        } else {
+            SqliteConnectOptions::new().filename(url_or_path)
+        };
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .connect_with(options)
+            .await
+            .map_err(map_err)?;
+        Ok(Self { pool })
+    }
+
+    /// Applies the embedded migrations that have not run yet; running it again is a no-op.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Backend(e.to_string()))
+    }
+
+    /// Waits for in-flight queries, then closes every connection (checkpointing the WAL).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// The connection pool, for tooling (`palisade db copy`) and tests that must reach
+    /// below the traits, e.g. to tamper with a row.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+/// Maps a driver error to the domain error. sqlx messages name tables and constraints but
+/// never bound values, so they carry no secrets.
+fn map_err(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound,
+        sqlx::Error::RowNotFound => StoreError::NotFound,
+        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
+            StoreError::Corrupt(e.to_string())
+        }
+        _ => StoreError::Backend(e.to_string()),
+    }
+}
+
+fn corrupt(what: &str, err: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {err}"))
+}
+
+fn array32(bytes: Vec<u8>, what: &str) -> Result<[u8; 32], StoreError> {
+    bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt(format!("{what} is not 32 bytes")))
+}
+
+fn user_from_row(row: &SqliteRow) -> Result<User, StoreError> {
+    let id: i64 = row.try_get("id").map_err(map_err)?;
+    let username: String = row.try_get("username").map_err(map_err)?;
+    let email: Option<String> = row.try_get("email").map_err(map_err)?;
+    Ok(User {
+        id: UserId::new(id),
+        username: Username::parse(&username)
+            .map_err(|e| corrupt(&format!("user {id} username"), e))?,
+        email: email
+            .map(|e| Email::parse(&e))
+            .transpose()
+            .map_err(|e| corrupt(&format!("user {id} email"), e))?,
+        password_hash: row.try_get("password_hash").map_err(map_err)?,
+        first_name: row.try_get("first_name").map_err(map_err)?,
+        last_name: row.try_get("last_name").map_err(map_err)?,
+        is_active: row.try_get("is_active").map_err(map_err)?,
+        is_staff: row.try_get("is_staff").map_err(map_err)?,
+        is_superuser: row.try_get("is_superuser").map_err(map_err)?,
+        date_joined: Timestamp::from_unix(row.try_get("date_joined").map_err(map_err)?),
+        last_login: row
+            .try_get::<Option<i64>, _>("last_login")
+            .map_err(map_err)?
+            .map(Timestamp::from_unix),
+    })
+}
+
+fn session_from_row(row: &SqliteRow) -> Result<Session, StoreError> {
+    Ok(Session {
+        key: SessionKey::from_bytes(array32(
+            row.try_get("key_hash").map_err(map_err)?,
+            "session key",
+        )?),
+        user_id: UserId::new(row.try_get("user_id").map_err(map_err)?),
+        created_at: Timestamp::from_unix(row.try_get("created_at").map_err(map_err)?),
+        last_seen: Timestamp::from_unix(row.try_get("last_seen").map_err(map_err)?),
+        ip: row.try_get("ip").map_err(map_err)?,
+        user_agent: row.try_get("user_agent").map_err(map_err)?,
+        csrf_secret: CsrfSecret::from_bytes(array32(
+            row.try_get("csrf_secret").map_err(map_err)?,
+            "csrf secret",
+        )?),
+    })
+}
+
+fn audit_from_row(row: &SqliteRow) -> Result<AuditRecord, StoreError> {
+    let seq: i64 = row.try_get("seq").map_err(map_err)?;
+    let detail: String = row.try_get("detail").map_err(map_err)?;
+    Ok(AuditRecord {
+        seq,
+        prev_hash: array32(
+            row.try_get("prev_hash").map_err(map_err)?,
+            "audit prev_hash",
+        )?,
+        hash: array32(row.try_get("hash").map_err(map_err)?, "audit hash")?,
+        event: AuditEvent {
+            at: Timestamp::from_unix(row.try_get("at").map_err(map_err)?),
+            actor: row.try_get("actor").map_err(map_err)?,
+            action: row.try_get("action").map_err(map_err)?,
+            target: row.try_get("target").map_err(map_err)?,
+            detail: serde_json::from_str(&detail)
+                .map_err(|e| corrupt(&format!("audit record {seq} detail"), e))?,
+        },
+    })
+}
+
+/// `Ok(())` if an UPDATE/DELETE hit a row, else `NotFound`.
+fn require_row(result: sqlx::sqlite::SqliteQueryResult) -> Result<(), StoreError> {
+    if result.rows_affected() == 0 {
+        Err(StoreError::NotFound)
+    } else {
+        Ok(())
+    }
+}
+
+impl SqliteStore {
+    async fn fetch_user(&self, sql: &'static str, value: &str) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query(sql)
+            .bind(value)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+}
+
+impl UserStore for SqliteStore {
+    async fn create_user(&self, new: NewUser) -> Result<User, StoreError> {
+        // One statement, so atomic without an explicit transaction; the UNIQUE index on
+        // username_canonical turns a concurrent duplicate into a Conflict.
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO users (username, username_canonical, email, email_canonical, password_hash, \
+             first_name, last_name, is_active, is_staff, is_superuser, date_joined) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(new.username.as_str())
+        .bind(new.username.canonical())
+        .bind(new.email.as_ref().map(Email::as_str))
+        .bind(new.email.as_ref().map(Email::canonical))
+        .bind(new.password_hash.as_str())
+        .bind(new.first_name.as_str())
+        .bind(new.last_name.as_str())
+        .bind(new.is_active)
+        .bind(new.is_staff)
+        .bind(new.is_superuser)
+        .bind(new.date_joined.unix())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(new.into_user(UserId::new(id)))
+    }
+
+    async fn get_by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE id = ?"
+        ))
+        .bind(id.get())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn get_by_username(&self, username: &Username) -> Result<Option<User>, StoreError> {
+        self.fetch_user(
+            concat!(
+                "SELECT ",
+                user_columns!(),
+                " FROM users WHERE username_canonical = ?"
+            ),
+            username.canonical(),
+        )
+        .await
+    }
+
+    async fn get_by_unique_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
+        // Two rows are enough to know the address is ambiguous.
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE email_canonical = ? ORDER BY id LIMIT 2"
+        ))
+        .bind(email.canonical())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        match rows.as_slice() {
+            [only] => user_from_row(only).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users ORDER BY id"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn set_password_hash(&self, id: UserId, password_hash: &str) -> Result<(), StoreError> {
+        let result = sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
+            .bind(password_hash)
+            .bind(id.get())
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        require_row(result)
+    }
+
+    async fn set_active(&self, id: UserId, active: bool) -> Result<(), StoreError> {
+        let result = sqlx::query("UPDATE users SET is_active = ? WHERE id = ?")
+            .bind(active)
+            .bind(id.get())
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        require_row(result)
+    }
+
+    async fn set_flags(
+        &self,
+        id: UserId,
+        is_staff: bool,
+        is_superuser: bool,
+    ) -> Result<(), StoreError> {
+        let result = sqlx::query("UPDATE users SET is_staff = ?, is_superuser = ? WHERE id = ?")
+            .bind(is_staff)
+            .bind(is_superuser)
+            .bind(id.get())
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        require_row(result)
+    }
+
+    async fn set_last_login(&self, id: UserId, at: Timestamp) -> Result<(), StoreError> {
+        let result = sqlx::query("UPDATE users SET last_login = ? WHERE id = ?")
+            .bind(at.unix())
+            .bind(id.get())
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        require_row(result)
+    }
+}
+
+impl SessionStore for SqliteStore {
+    async fn create_session(&self, session: Session) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sessions (key_hash, user_id, created_at, last_seen, ip, user_agent, csrf_secret) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(session.key.as_bytes().as_slice())
+        .bind(session.user_id.get())
+        .bind(session.created_at.unix())
+        .bind(session.last_seen.unix())
+        .bind(session.ip.as_deref())
+        .bind(session.user_agent.as_deref())
+        .bind(session.csrf_secret.as_bytes().as_slice())
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn get_session(&self, key: &SessionKey) -> Result<Option<Session>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sessions WHERE key_hash = ?"
+        ))
+        .bind(key.as_bytes().as_slice())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        row.as_ref().map(session_from_row).transpose()
+    }
+
+    async fn touch_session(
+        &self,
+        key: &SessionKey,
+        last_seen: Timestamp,
+    ) -> Result<(), StoreError> {
+        // MAX: concurrent requests may finish out of order; last_seen never moves back.
+        let result =
+            sqlx::query("UPDATE sessions SET last_seen = MAX(last_seen, ?) WHERE key_hash = ?")
+                .bind(last_seen.unix())
+                .bind(key.as_bytes().as_slice())
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+        require_row(result)
+    }
+
+    async fn delete_session(&self, key: &SessionKey) -> Result<bool, StoreError> {
+        let result = sqlx::query("DELETE FROM sessions WHERE key_hash = ?")
+            .bind(key.as_bytes().as_slice())
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn delete_sessions_for_user(
+        &self,
+        user: UserId,
+        except: Option<&SessionKey>,
+    ) -> Result<u64, StoreError> {
+        let result = match except {
+            Some(keep) => {
+                sqlx::query("DELETE FROM sessions WHERE user_id = ? AND key_hash <> ?")
+                    .bind(user.get())
+                    .bind(keep.as_bytes().as_slice())
+                    .execute(&self.pool)
+                    .await
+            }
+            None => {
+                sqlx::query("DELETE FROM sessions WHERE user_id = ?")
+                    .bind(user.get())
+                    .execute(&self.pool)
+                    .await
+            }
+        }
+        .map_err(map_err)?;
+        Ok(result.rows_affected())
+    }
+
+    async fn list_sessions_for_user(&self, user: UserId) -> Result<Vec<Session>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sessions WHERE user_id = ? ORDER BY created_at, key_hash"
+        ))
+        .bind(user.get())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    async fn list_all_sessions(&self) -> Result<Vec<Session>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sessions ORDER BY created_at, key_hash"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    async fn delete_expired_sessions(
+        &self,
+        now: Timestamp,
+        timeouts: &SessionTimeouts,
+    ) -> Result<u64, StoreError> {
+        // The same boundary rule as Session::is_expired.
+        let result = sqlx::query("DELETE FROM sessions WHERE last_seen <= ? OR created_at <= ?")
+            .bind(timeouts.idle_cutoff(now).unix())
+            .bind(timeouts.absolute_cutoff(now).unix())
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(result.rows_affected())
+    }
+}
+
+impl AuditLog for SqliteStore {
+    async fn append(&self, event: AuditEvent) -> Result<AuditRecord, StoreError> {
+        let detail =
+            serde_json::to_string(&event.detail).map_err(|e| StoreError::Backend(e.to_string()))?;
+        // IMMEDIATE takes the write lock before reading the head, so two appenders cannot both
+        // read the same last record (a deferred transaction would only discover the conflict
+        // at its first write, as SQLITE_BUSY, without waiting).
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)?;
+        let head = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let last = match head {
+            Some(row) => Some((
+                row.try_get::<i64, _>("seq").map_err(map_err)?,
+                array32(row.try_get("hash").map_err(map_err)?, "audit hash")?,
+            )),
+            None => None,
+        };
+        let record = AuditRecord::next_after(last, event);
+        sqlx::query(
+            "INSERT INTO audit_log (seq, prev_hash, hash, at, actor, action, target, detail) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(record.seq)
+        .bind(record.prev_hash.as_slice())
+        .bind(record.hash.as_slice())
+        .bind(record.event.at.unix())
+        .bind(record.event.actor.as_deref())
+        .bind(record.event.action.as_str())
+        .bind(record.event.target.as_deref())
+        .bind(detail)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(record)
+    }
+
+    async fn tail(&self, n: u32) -> Result<Vec<AuditRecord>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            audit_columns!(),
+            " FROM audit_log ORDER BY seq DESC LIMIT ?"
+        ))
+        .bind(i64::from(n))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let mut records = rows
+            .iter()
+            .map(audit_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        records.reverse();
+        Ok(records)
+    }
+
+    async fn page(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            audit_columns!(),
+            " FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?"
+        ))
+        .bind(after_seq)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(audit_from_row).collect()
+    }
+
+    async fn count(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+        u64::try_from(n).map_err(|e| StoreError::Backend(e.to_string()))
+    }
+}
