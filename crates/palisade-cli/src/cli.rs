@@ -9,8 +9,31 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "palisade", version, about, propagate_version = true)]
 pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOpts,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Options of the server and administration commands, accepted before or after the
+/// subcommand. Only the values given are kept here: defaults and the `PALISADE_*` variables
+/// are resolved by `palisade_server::config`, in one place for every command. The crypto
+/// toolkit ignores them.
+#[derive(Debug, Clone, Default, Args)]
+pub struct GlobalOpts {
+    /// Data directory (embedded database, development TLS certificate, mail outbox)
+    /// [default: $PALISADE_DATA_DIR, else ./palisade-data].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Configuration file [default: DIR/palisade.toml if present].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Database URL [default: $PALISADE_DATABASE_URL, else sqlite://DIR/palisade.db].
+    #[arg(long, global = true, value_name = "URL")]
+    pub database: Option<String>,
+    /// Session store URL [default: $PALISADE_SESSIONS_URL, else the database].
+    #[arg(long, global = true, value_name = "URL")]
+    pub sessions: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -42,6 +65,28 @@ pub enum Command {
     /// Verify a signature made by `palisade sign` (or OpenSSL / Python cryptography). The
     /// whole file is held in memory (limit: 256 MiB).
     Verify(VerifyArgs),
+    /// Run the server: HTTPS on 127.0.0.1:8443 by default, with a development certificate
+    /// whose CA is DIR/tls/ca.pem. Prints `listening on URL` as its first line of output;
+    /// stops gracefully on SIGINT or SIGTERM.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on (port 0 picks a free one) [default: 127.0.0.1:8443].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Serve plain HTTP, for use behind a TLS-terminating proxy.
+    #[arg(long)]
+    pub insecure_http: bool,
+    /// A proxy (CIDR or address) whose X-Forwarded-For/-Proto headers are believed; may be
+    /// repeated. Only with --insecure-http.
+    #[arg(
+        long = "trusted-proxy",
+        value_name = "CIDR",
+        requires = "insecure_http"
+    )]
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -19,7 +19,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    match commands::run(cli.command) {
+    match commands::run(cli.global, cli.command) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             eprintln!("palisade: {err}");

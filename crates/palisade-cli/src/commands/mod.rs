@@ -8,13 +8,15 @@ mod keygen;
 mod mac;
 mod random;
 mod rsa;
+mod serve;
 mod sign;
 
-use crate::cli::{Command, KeygenCommand};
+use crate::cli::{Command, GlobalOpts, KeygenCommand};
 use crate::error::CliResult;
 
-/// Runs one command; `Ok(code)` is the process exit code.
-pub fn run(command: Command) -> CliResult<u8> {
+/// Runs one command; `Ok(code)` is the process exit code. `global` holds the server and
+/// administration options; the crypto toolkit ignores them (it never needs a data directory).
+pub fn run(global: GlobalOpts, command: Command) -> CliResult<u8> {
     match command {
         Command::Hash(args) => hash::run(&args),
         Command::Mac(args) => mac::run(&args),
@@ -32,5 +34,6 @@ pub fn run(command: Command) -> CliResult<u8> {
         Command::Rsa(cmd) => rsa::run(cmd),
         Command::Sign(args) => sign::sign(&args),
         Command::Verify(args) => sign::verify(&args),
+        Command::Serve(args) => serve::run(global, args),
     }
 }

@@ -1,0 +1,148 @@
+//! The axum application: shared state, routes and the middleware stack.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{Request, StatusCode};
+use axum::middleware::from_fn_with_state;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use minijinja::Environment;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use crate::config::Config;
+use crate::error::{AppError, ServerError};
+use crate::middleware;
+
+/// Templates compiled into the binary, so a deployment is one file. Names ending in `.html`
+/// are auto-escaped by minijinja.
+const TEMPLATES: &[(&str, &str)] = &[
+    ("base.html", include_str!("../templates/base.html")),
+    ("index.html", include_str!("../templates/index.html")),
+];
+
+/// State shared by every request: cheap to clone (one `Arc`).
+#[derive(Clone, Debug)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: Config,
+    templates: Environment<'static>,
+}
+
+impl AppState {
+    /// Builds the state; fails only if an embedded template does not compile.
+    pub fn new(config: Config) -> Result<Self, ServerError> {
+        let mut templates = Environment::new();
+        for (name, source) in TEMPLATES {
+            templates
+                .add_template(name, source)
+                .map_err(|e| ServerError::Template {
+                    name: (*name).to_owned(),
+                    reason: e.to_string(),
+                })?;
+        }
+        Ok(Self {
+            inner: Arc::new(Inner { config, templates }),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Renders an embedded template (auto-escaped) into an HTML response.
+    pub fn render(&self, name: &str, ctx: minijinja::Value) -> Result<Html<String>, AppError> {
+        let template = self
+            .inner
+            .templates
+            .get_template(name)
+            .map_err(|e| AppError::Internal(format!("template {name}: {e}")))?;
+        template
+            .render(ctx)
+            .map(Html)
+            .map_err(|e| AppError::Internal(format!("template {name}: {e}")))
+    }
+}
+
+/// The whole application with its middleware, ready to serve.
+pub fn router(state: AppState) -> Router {
+    let limits = state.config().limits.clone();
+    let mut routes = Router::new()
+        .route("/", get(index))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(not_found);
+    if state.config().test_routes {
+        routes = routes.route("/__test/slow/{ms}", get(slow));
+    }
+
+    routes
+        .with_state(state.clone())
+        // Axum's extractors and tower-http's layer both enforce the limit: the layer refuses
+        // a too-large Content-Length before any handler runs, the extractor limit covers
+        // chunked bodies read by handlers.
+        .layer(DefaultBodyLimit::max(limits.body_bytes))
+        .layer(RequestBodyLimitLayer::new(limits.body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ))
+        .layer(from_fn_with_state(state, middleware::edge))
+        .layer(
+            TraceLayer::new_for_http()
+                // Method and path only: query strings can carry tokens (password reset,
+                // activation), and headers carry cookies.
+                .make_span_with(|req: &Request<_>| {
+                    tracing::info_span!(
+                        "request",
+                        method = %req.method(),
+                        path = %req.uri().path(),
+                    )
+                })
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+}
+
+async fn index(State(state): State<AppState>) -> Result<Html<String>, AppError> {
+    state.render(
+        "index.html",
+        minijinja::context! {
+            create_command => "palisade user create admin --email you@example.com --superuser",
+        },
+    )
+}
+
+/// Liveness: the process answers.
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Readiness. Nothing can be unready yet: once the database and session store are wired in,
+/// this pings both and answers 503 with the failing one named.
+async fn readyz() -> &'static str {
+    "ready"
+}
+
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        "404 Not Found\n\nThere is no page at this address.\n",
+    )
+        .into_response()
+}
+
+/// Test-only (see `Config::test_routes`): answers after `ms` milliseconds (at most 10 s), so
+/// tests can hold a request in flight across a shutdown.
+async fn slow(Path(ms): Path<u64>) -> &'static str {
+    tokio::time::sleep(Duration::from_millis(ms.min(10_000))).await;
+    "slow ok"
+}

@@ -1,0 +1,35 @@
+//! # palisade-server
+//!
+//! The HTTP side of Palisade: configuration ([`config`]), the development PKI and rustls set-up
+//! ([`tls`]), the axum application ([`app`]) with the middleware every response passes through
+//! ([`middleware`]), and the process around it ([`server`]): bind, serve, drain on a signal.
+//!
+//! Start-up is split in two so the caller controls the first line of output: [`Server::bind`]
+//! does everything that can fail because of the environment (data directory, certificates,
+//! the socket) synchronously and returns a bound server whose [`Server::url`] is known; then
+//! [`Server::serve`] runs until the shutdown future resolves and the in-flight requests have
+//! finished (bounded by the request timeout). The `palisade serve` command prints the URL
+//! between the two.
+//!
+//! The middleware order is fixed in [`app::router`]: tracing outermost (so refusals are logged
+//! too), then the edge layer (client address behind trusted proxies, the Host allow-list, the
+//! security headers, plain-words bodies for bare error statuses), then the request timeout and
+//! body limits, then the routes. New routes go in a module of their own that returns a
+//! `Router<AppState>` merged in [`app::router`]; shared services (database pool, session
+//! store, password-hashing pool) become fields of [`AppState`], built in [`AppState::new`].
+//!
+//! Secrets (database and session-store URLs, later keys) are typed so their `Debug` and
+//! `Display` never show them; nothing here logs headers, query strings or bodies.
+
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod hosts;
+pub mod middleware;
+pub mod server;
+pub mod tls;
+
+pub use app::AppState;
+pub use config::{Config, ConfigError, Flags, Sources};
+pub use error::ServerError;
+pub use server::{Server, ensure_data_dir, init_logging, shutdown_signal};
