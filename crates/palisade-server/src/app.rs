@@ -15,15 +15,24 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
+use palisade_core::AuditLog as _;
+use palisade_crypto::password::Argon2Params;
+use palisade_store::SqliteStore;
+
+use crate::auth::ServerKey;
 use crate::config::Config;
 use crate::error::{AppError, ServerError};
-use crate::middleware;
+use crate::hashpool::HashPool;
+use crate::throttle::MemoryThrottle;
+use crate::{accounts, middleware};
 
 /// Templates compiled into the binary, so a deployment is one file. Names ending in `.html`
 /// are auto-escaped by minijinja.
 const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("../templates/base.html")),
     ("index.html", include_str!("../templates/index.html")),
+    ("login.html", include_str!("../templates/login.html")),
+    ("profile.html", include_str!("../templates/profile.html")),
 ];
 
 /// State shared by every request: cheap to clone (one `Arc`).
@@ -36,11 +45,20 @@ pub struct AppState {
 struct Inner {
     config: Config,
     templates: Environment<'static>,
+    store: SqliteStore,
+    hash_pool: HashPool,
+    throttle: MemoryThrottle,
+    csrf_key: ServerKey,
 }
 
 impl AppState {
-    /// Builds the state; fails only if an embedded template does not compile.
-    pub fn new(config: Config) -> Result<Self, ServerError> {
+    /// Builds the state around an opened, migrated store and the server's CSRF key; fails
+    /// only if an embedded template does not compile.
+    pub fn new(
+        config: Config,
+        store: SqliteStore,
+        csrf_key: ServerKey,
+    ) -> Result<Self, ServerError> {
         let mut templates = Environment::new();
         for (name, source) in TEMPLATES {
             templates
@@ -50,13 +68,53 @@ impl AppState {
                     reason: e.to_string(),
                 })?;
         }
+        let hash_pool = HashPool::new(config.password.hash_workers);
+        let throttle = MemoryThrottle::new(config.limits.login_window);
         Ok(Self {
-            inner: Arc::new(Inner { config, templates }),
+            inner: Arc::new(Inner {
+                config,
+                templates,
+                store,
+                hash_pool,
+                throttle,
+                csrf_key,
+            }),
         })
     }
 
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    pub fn store(&self) -> &SqliteStore {
+        &self.inner.store
+    }
+
+    pub fn hash_pool(&self) -> &HashPool {
+        &self.inner.hash_pool
+    }
+
+    pub fn throttle(&self) -> &MemoryThrottle {
+        &self.inner.throttle
+    }
+
+    pub fn csrf_key(&self) -> &[u8] {
+        self.inner.csrf_key.as_bytes()
+    }
+
+    /// The configured session lifetimes in the store's terms.
+    pub fn session_timeouts(&self) -> palisade_core::SessionTimeouts {
+        crate::server::state_timeouts(&self.inner.config)
+    }
+
+    /// The Argon2id parameters new hashes get (and `needs_rehash` is judged against).
+    pub fn argon2_params(&self) -> Argon2Params {
+        let p = &self.inner.config.password;
+        Argon2Params {
+            memory_kib: p.argon2_memory_kib,
+            iterations: p.argon2_iterations,
+            parallelism: p.argon2_parallelism,
+        }
     }
 
     /// Renders an embedded template (auto-escaped) into an HTML response.
@@ -80,6 +138,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(index))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .merge(accounts::routes())
         .fallback(not_found);
     if state.config().test_routes {
         routes = routes.route("/__test/slow/{ms}", get(slow));
@@ -126,10 +185,19 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Readiness. Nothing can be unready yet: once the database and session store are wired in,
-/// this pings both and answers 503 with the failing one named.
-async fn readyz() -> &'static str {
-    "ready"
+/// Readiness: the database (which also holds the sessions) answers a query.
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.store().count().await {
+        Ok(_) => "ready".into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "readiness check: database unreachable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "503 Service Unavailable\n\nThe database is not reachable.\n",
+            )
+                .into_response()
+        }
+    }
 }
 
 async fn not_found() -> Response {

@@ -103,6 +103,9 @@ pub struct Limits {
     pub header_bytes: usize,
     /// Longest a request may take from headers read to response started (408 after it).
     pub request_timeout: Duration,
+    /// The login throttle's counting window (see `throttle`). Not read from files or the
+    /// environment: the limits are constants there; tests shorten it on the struct.
+    pub login_window: Duration,
 }
 
 /// Session lifetimes (used by the session layer once it is wired in).
@@ -340,6 +343,7 @@ fn finish(
         body_bytes: layer.body_bytes.unwrap_or(1024 * 1024),
         header_bytes: layer.header_bytes.unwrap_or(16 * 1024),
         request_timeout: Duration::from_secs(layer.request_timeout_secs.unwrap_or(30)),
+        login_window: crate::throttle::DEFAULT_WINDOW,
     };
     let session = SessionTimeouts {
         // Django's SESSION_COOKIE_AGE is two weeks; the idle limit is ours (Django has none).

@@ -19,6 +19,8 @@ pub enum ServerError {
     Io { what: String, reason: String },
     #[error("template {name}: {reason}")]
     Template { name: String, reason: String },
+    #[error("database: {0}")]
+    Database(String),
 }
 
 impl ServerError {
@@ -36,6 +38,13 @@ pub enum AppError {
     /// Something on our side broke; the detail goes to the log, never to the client.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl AppError {
+    /// A storage failure inside a request: logged, shown as a plain 500.
+    pub fn store(e: palisade_core::StoreError) -> Self {
+        AppError::Internal(format!("store: {e}"))
+    }
 }
 
 impl IntoResponse for AppError {

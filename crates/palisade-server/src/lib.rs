@@ -18,15 +18,24 @@
 //! `Router<AppState>` merged in [`app::router`]; shared services (database pool, session
 //! store, password-hashing pool) become fields of [`AppState`], built in [`AppState::new`].
 //!
+//! The account pages ([`accounts`]) build on [`auth`] (sessions, CSRF, safe redirects),
+//! [`hashpool`] (password hashing in a bounded pool off the runtime) and [`throttle`] (login
+//! rate limits that cannot be turned into a lockout); each module's documentation gives its
+//! design.
+//!
 //! Secrets (database and session-store URLs, later keys) are typed so their `Debug` and
 //! `Display` never show them; nothing here logs headers, query strings or bodies.
 
+pub mod accounts;
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod error;
+pub mod hashpool;
 pub mod hosts;
 pub mod middleware;
 pub mod server;
+pub mod throttle;
 pub mod tls;
 
 pub use app::AppState;

@@ -13,6 +13,9 @@ use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
 use rustls::ServerConfig;
 
+use palisade_core::SessionStore as _;
+use palisade_store::SqliteStore;
+
 use crate::app::{self, AppState};
 use crate::config::Config;
 use crate::error::ServerError;
@@ -96,6 +99,43 @@ pub struct Server {
     listener: TcpListener,
     local_addr: SocketAddr,
     tls: Option<Arc<ServerConfig>>,
+    csrf_key: crate::auth::ServerKey,
+    store: Option<SqliteStore>,
+}
+
+/// How often expired sessions are deleted from the store.
+const SESSION_SWEEP_INTERVAL: Duration = Duration::from_secs(10 * 60);
+
+pub(crate) fn state_timeouts(config: &Config) -> palisade_core::SessionTimeouts {
+    let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+    palisade_core::SessionTimeouts {
+        idle_secs: secs(config.session.idle_timeout),
+        absolute_secs: secs(config.session.absolute_timeout),
+    }
+}
+
+/// Refuses storage URLs this build cannot serve yet, before anything is bound.
+fn check_storage(config: &Config) -> Result<(), ServerError> {
+    match config.database.scheme().as_str() {
+        "sqlite" => {}
+        "postgres" | "postgresql" => {
+            return Err(ServerError::Database(
+                "PostgreSQL support is not built yet; use a sqlite:// database".into(),
+            ));
+        }
+        other => {
+            return Err(ServerError::Database(format!(
+                "unsupported database scheme {other:?}"
+            )));
+        }
+    }
+    if config.sessions.expose() != config.database.expose() {
+        return Err(ServerError::Database(
+            "a separate session store (Redis) is not built yet; sessions are kept in the              database"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 impl Server {
@@ -103,7 +143,9 @@ impl Server {
     /// development certificates (HTTPS only) and the listening socket (port 0 picks a free
     /// port). Blocking file I/O; call it before or outside the async runtime's hot path.
     pub fn bind(config: Config) -> Result<Server, ServerError> {
+        check_storage(&config)?;
         ensure_data_dir(&config.data_dir)?;
+        let csrf_key = crate::auth::load_or_create_key(&config.data_dir)?;
         let tls = if config.insecure_http {
             None
         } else {
@@ -125,7 +167,27 @@ impl Server {
             listener,
             local_addr,
             tls,
+            csrf_key,
+            store: None,
         })
+    }
+
+    /// Opens the database and applies pending migrations. Call it before announcing the
+    /// address so a broken database is reported as a start-up error; [`Server::serve`] calls
+    /// it itself if it has not been called.
+    pub async fn open_store(&mut self) -> Result<(), ServerError> {
+        if self.store.is_some() {
+            return Ok(());
+        }
+        let store = SqliteStore::open(self.config.database.expose())
+            .await
+            .map_err(|e| ServerError::Database(format!("opening the database: {e}")))?;
+        store
+            .migrate()
+            .await
+            .map_err(|e| ServerError::Database(format!("migrating the database: {e}")))?;
+        self.store = Some(store);
+        Ok(())
     }
 
     /// The address actually bound (the real port when 0 was asked for).
@@ -145,14 +207,38 @@ impl Server {
     /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests
     /// finish for at most the request timeout, and returns. Must run inside a Tokio runtime.
     pub async fn serve(
-        self,
+        mut self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
-        let state = AppState::new(self.config.clone())?;
+        self.open_store().await?;
+        let store = self
+            .store
+            .clone()
+            .ok_or_else(|| ServerError::Database("the database is not open".into()))?;
+        let state = AppState::new(self.config.clone(), store.clone(), self.csrf_key.clone())?;
         let app = app::router(state).into_make_service_with_connect_info::<SocketAddr>();
         let limits = self.config.limits.clone();
         // No request may legitimately outlive the request timeout, so that bounds the drain.
         let grace = limits.request_timeout;
+
+        // Expired sessions are refused on use anyway; this only keeps the table from
+        // growing with sessions nobody comes back to.
+        let sweeper = {
+            let store = store.clone();
+            let timeouts = state_timeouts(&self.config);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(SESSION_SWEEP_INTERVAL);
+                loop {
+                    tick.tick().await;
+                    if let Err(e) = store
+                        .delete_expired_sessions(crate::auth::now(), &timeouts)
+                        .await
+                    {
+                        tracing::warn!(error = %e, "deleting expired sessions failed");
+                    }
+                }
+            })
+        };
 
         let handle: Handle<SocketAddr> = Handle::new();
         let trigger = handle.clone();
@@ -184,6 +270,10 @@ impl Server {
                 run!(server, handle, &limits, app)
             }
         };
+        // In-flight requests have finished (or the grace period ran out): now the database
+        // can be closed, which checkpoints the WAL.
+        sweeper.abort();
+        store.close().await;
         result.map_err(|e| ServerError::io("serving", &e))?;
         tracing::info!("stopped");
         Ok(())

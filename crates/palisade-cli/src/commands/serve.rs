@@ -33,7 +33,10 @@ pub fn run(global: GlobalOpts, args: ServeArgs) -> CliResult<u8> {
             // Signal handlers first: a SIGTERM sent the moment the URL appears must stop the
             // server gracefully, not kill it with the default action.
             let shutdown = palisade_server::shutdown_signal()?;
-            let server = Server::bind(config)?;
+            let mut server = Server::bind(config)?;
+            // Open and migrate the database before announcing, so a broken one is a
+            // start-up error rather than a failure after "listening on".
+            server.open_store().await?;
             announce(&server.url());
             server.serve(shutdown).await
         })
