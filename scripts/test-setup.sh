@@ -10,11 +10,16 @@ set -euo pipefail
 
 venv="${PALISADE_TEST_VENV:-$HOME/.cache/palisade-venv}"
 
-if ! command -v age >/dev/null 2>&1 || ! command -v age-keygen >/dev/null 2>&1; then
-  echo "test-setup: installing the age tool" >&2
+# Debian packages: the age tool (age file interop) and sqlite3 (tests tamper with a database
+# behind the server's back to prove the audit chain notices).
+missing=()
+command -v age >/dev/null 2>&1 && command -v age-keygen >/dev/null 2>&1 || missing+=(age)
+command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "test-setup: installing ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null
-  apt-get install -y -qq age >/dev/null
+  apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import cryptography, blake3, pexpect, django, argon2, bcrypt' 2>/dev/null; then

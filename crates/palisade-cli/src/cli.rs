@@ -69,6 +69,131 @@ pub enum Command {
     /// whose CA is DIR/tls/ca.pem. Prints `listening on URL` as its first line of output;
     /// stops gracefully on SIGINT or SIGTERM.
     Serve(ServeArgs),
+    /// Apply the database schema migrations (idempotent; `serve` also migrates on start).
+    Migrate,
+    /// Manage user accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// List and revoke login sessions.
+    #[command(subcommand)]
+    Session(SessionCommand),
+    /// Read and verify the hash-chained audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Import accounts from another system.
+    #[command(subcommand)]
+    Import(ImportCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an active user. The password policy applies.
+    Create {
+        /// The new username (letters, digits and @ . + - _; unique regardless of case).
+        #[arg(value_name = "USERNAME")]
+        username: String,
+        /// E-mail address.
+        #[arg(long, value_name = "EMAIL")]
+        email: String,
+        /// Give every permission (implies --staff, as Django's createsuperuser).
+        #[arg(long)]
+        superuser: bool,
+        /// May use the admin console.
+        #[arg(long)]
+        staff: bool,
+        /// Read the password from the first line of standard input instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List every user (never their password hashes).
+    List {
+        /// JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one user and their number of sessions.
+    Show {
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a user's password (policy applies) and end all their sessions.
+    SetPassword {
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// Read the password from the first line of standard input instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Stop a user from logging in, and end their sessions.
+    Deactivate {
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+    /// Allow a deactivated user to log in again.
+    Activate {
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionCommand {
+    /// List sessions, of one user or of everyone. SESSION_ID is the stored key (the SHA-256
+    /// of the cookie, which is never stored), as `session revoke` takes it.
+    List {
+        #[arg(value_name = "USER")]
+        user: Option<String>,
+        /// JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// End one session (by the 64-hex id that `session list` shows) or all of a user's.
+    #[command(group = clap::ArgGroup::new("which").required(true).multiple(false))]
+    Revoke {
+        #[arg(value_name = "SESSION_ID", group = "which")]
+        session_id: Option<String>,
+        /// End every session of USER.
+        #[arg(long, value_name = "USER", group = "which")]
+        user: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// The last N audit records, oldest first.
+    Tail {
+        #[arg(short = 'n', value_name = "N", default_value_t = 20)]
+        n: u32,
+        /// JSON array instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify the hash chain: `OK: N records` (exit 0), or the first broken link (exit 1).
+    Verify,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ImportFormat {
+    Json,
+    Csv,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Users exported from Django: `manage.py dumpdata auth.user auth.group
+    /// --natural-foreign --natural-primary` (JSON), or a CSV with the header
+    /// `username,email,password,is_active,is_staff,is_superuser`. Password hashes are kept
+    /// as they are. Every row is checked first; a bad row imports nothing.
+    Django {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Input format [default: from the file extension].
+        #[arg(long, value_enum)]
+        format: Option<ImportFormat>,
+    },
 }
 
 #[derive(Debug, Args)]

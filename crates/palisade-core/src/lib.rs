@@ -32,6 +32,7 @@
 //! - [`store`]: [`UserStore`], [`SessionStore`], [`AuditLog`], [`StoreError`].
 
 pub mod audit;
+pub mod password_policy;
 pub mod permission;
 pub mod session;
 pub mod store;

@@ -96,6 +96,44 @@ impl SqliteStore {
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
+
+    /// Inserts every account of a bulk import (`palisade import django`) in one transaction,
+    /// each with its `last_login`: either all of them are stored or none is, so a failed
+    /// import never leaves half a user table behind. [`StoreError::Conflict`] if any
+    /// username is taken (by an existing account or another one in `users`). Returns how
+    /// many were inserted.
+    pub async fn import_users(
+        &self,
+        users: Vec<(NewUser, Option<Timestamp>)>,
+    ) -> Result<usize, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let count = users.len();
+        for (new, last_login) in users {
+            sqlx::query(
+                "INSERT INTO users (username, username_canonical, email, email_canonical, \
+                 password_hash, first_name, last_name, is_active, is_staff, is_superuser, \
+                 date_joined, last_login) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(new.username.as_str())
+            .bind(new.username.canonical())
+            .bind(new.email.as_ref().map(Email::as_str))
+            .bind(new.email.as_ref().map(Email::canonical))
+            .bind(new.password_hash.as_str())
+            .bind(new.first_name.as_str())
+            .bind(new.last_name.as_str())
+            .bind(new.is_active)
+            .bind(new.is_staff)
+            .bind(new.is_superuser)
+            .bind(new.date_joined.unix())
+            .bind(last_login.map(Timestamp::unix))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        // Dropping `tx` on an early return above rolls everything back.
+        tx.commit().await.map_err(map_err)?;
+        Ok(count)
+    }
 }
 
 /// Maps a driver error to the domain error. sqlx messages name tables and constraints but

@@ -1,15 +1,21 @@
 //! Command bodies. Each returns the exit code on success paths that are verdicts (0 or 1 for
 //! `--check`/`--verify`) or a [`CliError`] that carries its own code.
 
+mod admin;
 mod age;
+mod audit;
 mod fernet;
 mod hash;
+mod import;
 mod keygen;
 mod mac;
+mod migrate;
 mod random;
 mod rsa;
 mod serve;
+mod session;
 mod sign;
+mod user;
 
 use crate::cli::{Command, GlobalOpts, KeygenCommand};
 use crate::error::CliResult;
@@ -35,5 +41,10 @@ pub fn run(global: GlobalOpts, command: Command) -> CliResult<u8> {
         Command::Sign(args) => sign::sign(&args),
         Command::Verify(args) => sign::verify(&args),
         Command::Serve(args) => serve::run(global, args),
+        Command::Migrate => migrate::run(global),
+        Command::User(cmd) => user::run(global, cmd),
+        Command::Session(cmd) => session::run(global, cmd),
+        Command::Audit(cmd) => audit::run(global, cmd),
+        Command::Import(cmd) => import::run(global, cmd),
     }
 }
