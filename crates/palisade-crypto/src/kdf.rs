@@ -144,7 +144,7 @@ pub fn argon2(
     ctx.hash_password_into(password, salt, out).map_err(err)
 }
 
-/// Argon2id (RFC 9106), see [`argon2`].
+/// Argon2id (RFC 9106); parameters as in RFC 9106 §3.1, with the caps of this module.
 #[allow(clippy::too_many_arguments)] // mirrors RFC 9106's parameter list one to one
 pub fn argon2id(
     password: &[u8],
