@@ -13,13 +13,14 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{assert_code, palisade, path_str, py, run_cmd, stderr, stdout, tempdir};
+use common::{
+    Running, assert_code, clean_palisade, path_str, py, run_cmd, start, stderr, stdout, tempdir,
+};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use serde_json::Value;
@@ -103,17 +104,6 @@ fn django(script: &str, input: &Value) -> Value {
     })
 }
 
-/// A `palisade` command with none of the test environment's PALISADE_* variables.
-fn clean_palisade() -> Command {
-    let mut cmd = palisade();
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("PALISADE_") {
-            cmd.env_remove(name);
-        }
-    }
-    cmd
-}
-
 fn sql(data: &Path, query: &str) -> String {
     let out = Command::new("sqlite3")
         .arg(data.join("palisade.db"))
@@ -139,106 +129,21 @@ fn hash_of(data: &Path, username: &str) -> String {
     hash
 }
 
-/// A running `palisade serve`; killed on drop if the test did not stop it.
-struct Running {
-    child: Child,
-    url: String,
-    stderr: Arc<Mutex<String>>,
+/// Starts `palisade serve` on a free port with data directory `data`.
+fn start_server(data: &Path) -> Running {
+    start(clean_palisade().args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        path_str(data),
+    ]))
 }
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Running {
-    fn start(data: &Path) -> Self {
-        let mut child = clean_palisade()
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--data-dir",
-                path_str(data),
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn palisade serve");
-        let out = child.stdout.take().unwrap();
-        let mut err_pipe = child.stderr.take().unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let sink = Arc::clone(&stderr);
-        // Drain both pipes so the server never blocks on a full one.
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = err_pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(out).lines();
-            let _ = tx.send(lines.next());
-            for _ in lines {}
-        });
-        let line = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(Some(Ok(line))) => line,
-            other => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "no `listening on` line ({other:?}); stderr:\n{}",
-                    stderr.lock().unwrap()
-                );
-            }
-        };
-        let url = line
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("first line was {line:?}"))
-            .to_owned();
-        Running { child, url, stderr }
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    /// SIGTERM (through kill(1): the workspace forbids unsafe), then wait for exit 0.
-    fn stop(mut self) {
-        let ok = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -TERM failed");
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert_eq!(
-                    status.code(),
-                    Some(0),
-                    "server exit; stderr:\n{}",
-                    self.stderr()
-                );
-                return;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(15),
-                "server did not exit after SIGTERM; stderr:\n{}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
+/// SIGTERM, then the server must exit 0 (a clean shutdown closes the database).
+fn stop_server(mut server: Running) {
+    server.sigterm();
+    assert_eq!(server.wait_exit(Duration::from_secs(15)), 0, "server exit");
 }
 
 fn percent_encode(s: &str) -> String {
@@ -469,7 +374,7 @@ fn django_users_import_sign_in_upgrade_and_roll_back() {
     }
 
     // 3. The server.
-    let server = Running::start(&data);
+    let server = start_server(&data);
     assert!(server.url.starts_with("https://"), "{}", server.url);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -574,7 +479,7 @@ fn django_users_import_sign_in_upgrade_and_roll_back() {
         "server stderr:\n{}",
         server.stderr()
     );
-    server.stop();
+    stop_server(server);
 
     // 5. Rollback: Django itself accepts every upgraded hash, and only the right password.
     let mut pairs: Vec<Value> = upgraded
