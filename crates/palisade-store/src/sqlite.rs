@@ -109,31 +109,44 @@ impl SqliteStore {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         let count = users.len();
         for (new, last_login) in users {
-            sqlx::query(
-                "INSERT INTO users (username, username_canonical, email, email_canonical, \
-                 password_hash, first_name, last_name, is_active, is_staff, is_superuser, \
-                 date_joined, last_login) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(new.username.as_str())
-            .bind(new.username.canonical())
-            .bind(new.email.as_ref().map(Email::as_str))
-            .bind(new.email.as_ref().map(Email::canonical))
-            .bind(new.password_hash.as_str())
-            .bind(new.first_name.as_str())
-            .bind(new.last_name.as_str())
-            .bind(new.is_active)
-            .bind(new.is_staff)
-            .bind(new.is_superuser)
-            .bind(new.date_joined.unix())
-            .bind(last_login.map(Timestamp::unix))
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+            insert_user(&mut *tx, &new, last_login).await?;
         }
         // Dropping `tx` on an early return above rolls everything back.
         tx.commit().await.map_err(map_err)?;
         Ok(count)
     }
+}
+
+/// The one INSERT of a user row, shared by `create_user` and `import_users` so the column
+/// list and the canonical forms cannot drift apart. Returns the new id.
+async fn insert_user<'e, E>(
+    executor: E,
+    new: &NewUser,
+    last_login: Option<Timestamp>,
+) -> Result<i64, StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+{
+    sqlx::query_scalar(
+        "INSERT INTO users (username, username_canonical, email, email_canonical, \
+         password_hash, first_name, last_name, is_active, is_staff, is_superuser, \
+         date_joined, last_login) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(new.username.as_str())
+    .bind(new.username.canonical())
+    .bind(new.email.as_ref().map(Email::as_str))
+    .bind(new.email.as_ref().map(Email::canonical))
+    .bind(new.password_hash.as_str())
+    .bind(new.first_name.as_str())
+    .bind(new.last_name.as_str())
+    .bind(new.is_active)
+    .bind(new.is_staff)
+    .bind(new.is_superuser)
+    .bind(new.date_joined.unix())
+    .bind(last_login.map(Timestamp::unix))
+    .fetch_one(executor)
+    .await
+    .map_err(map_err)
 }
 
 /// Maps a driver error to the domain error. sqlx messages name tables and constraints but
@@ -249,25 +262,7 @@ impl UserStore for SqliteStore {
     async fn create_user(&self, new: NewUser) -> Result<User, StoreError> {
         // One statement, so atomic without an explicit transaction; the UNIQUE index on
         // username_canonical turns a concurrent duplicate into a Conflict.
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO users (username, username_canonical, email, email_canonical, password_hash, \
-             first_name, last_name, is_active, is_staff, is_superuser, date_joined) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(new.username.as_str())
-        .bind(new.username.canonical())
-        .bind(new.email.as_ref().map(Email::as_str))
-        .bind(new.email.as_ref().map(Email::canonical))
-        .bind(new.password_hash.as_str())
-        .bind(new.first_name.as_str())
-        .bind(new.last_name.as_str())
-        .bind(new.is_active)
-        .bind(new.is_staff)
-        .bind(new.is_superuser)
-        .bind(new.date_joined.unix())
-        .fetch_one(&self.pool)
-        .await
-        .map_err(map_err)?;
+        let id = insert_user(&self.pool, &new, None).await?;
         Ok(new.into_user(UserId::new(id)))
     }
 
