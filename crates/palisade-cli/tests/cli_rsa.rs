@@ -11,7 +11,6 @@ mod common;
 
 use std::fs;
 use std::path::Path;
-use std::process::Output;
 
 use common::*;
 
@@ -32,12 +31,6 @@ open(f"{d}/pub.pem", "wb").write(k.public_key().public_bytes(S.Encoding.PEM, S.P
 open(f"{d}/pub_pkcs1.pem", "wb").write(k.public_key().public_bytes(S.Encoding.PEM, S.PublicFormat.PKCS1))
 "#;
     py(script, &[path_str(dir), &bits.to_string()], b"");
-}
-
-fn in_dir(dir: &Path, args: &[&str], stdin: &[u8]) -> Output {
-    let mut cmd = palisade();
-    cmd.current_dir(dir).args(args);
-    run_cmd(&mut cmd, stdin)
 }
 
 #[test]
@@ -319,28 +312,11 @@ fn existing_output_is_kept_without_force() {
     let dir = tempdir();
     let d = dir.path();
     python_rsa_key(d, 2048);
-    fs::write(d.join("ct"), "keep").unwrap();
-    let out = in_dir(
+    assert_kept_without_force(
         d,
         &["rsa", "encrypt", "--public-key", "pub.pem", "-o", "ct"],
         b"x",
+        "ct",
     );
-    assert_code(&out, 2);
-    assert_one_clear_line(&out, Some("ct"));
-    assert_eq!(fs::read_to_string(d.join("ct")).unwrap(), "keep");
-    let out = in_dir(
-        d,
-        &[
-            "rsa",
-            "encrypt",
-            "--public-key",
-            "pub.pem",
-            "-o",
-            "ct",
-            "--force",
-        ],
-        b"x",
-    );
-    assert_code(&out, 0);
     assert_eq!(fs::read(d.join("ct")).unwrap().len(), 256);
 }

@@ -12,8 +12,6 @@
 mod common;
 
 use std::fs;
-use std::path::Path;
-use std::process::Output;
 
 use common::*;
 
@@ -78,12 +76,6 @@ elif kind == "ed25519":
     sig = k.sign(msg)
 sys.stdout.buffer.write(sig)
 "#;
-
-fn in_dir(dir: &Path, args: &[&str], stdin: &[u8]) -> Output {
-    let mut cmd = palisade();
-    cmd.current_dir(dir).args(args);
-    run_cmd(&mut cmd, stdin)
-}
 
 fn setup() -> tempfile::TempDir {
     let dir = tempdir();
@@ -418,8 +410,7 @@ fn usage_errors_are_exit_2_with_one_line() {
     assert_eq!(listing(d), before, "a failed command left a file behind");
 
     // An existing signature file is kept without --force.
-    fs::write(d.join("old.sig"), "keep").unwrap();
-    let out = in_dir(
+    assert_kept_without_force(
         d,
         &[
             "sign",
@@ -430,24 +421,8 @@ fn usage_errors_are_exit_2_with_one_line() {
             "old.sig",
         ],
         b"",
+        "old.sig",
     );
-    assert_code(&out, 2);
-    assert_one_clear_line(&out, Some("old.sig"));
-    assert_eq!(fs::read_to_string(d.join("old.sig")).unwrap(), "keep");
-    let out = in_dir(
-        d,
-        &[
-            "sign",
-            "--private-key",
-            "ed_pkcs8.pem",
-            "msg",
-            "-o",
-            "old.sig",
-            "--force",
-        ],
-        b"",
-    );
-    assert_code(&out, 0);
     assert_eq!(fs::read(d.join("old.sig")).unwrap().len(), 64);
 }
 

@@ -255,3 +255,30 @@ pub fn start(cmd: &mut Command) -> Running {
         stderr,
     }
 }
+
+/// Runs `palisade args…` in `dir`, so relative file names in `args` resolve there.
+pub fn in_dir(dir: &Path, args: &[&str], stdin: &[u8]) -> Output {
+    let mut cmd = palisade();
+    cmd.current_dir(dir).args(args);
+    run_cmd(&mut cmd, stdin)
+}
+
+/// The no-clobber contract for a command whose `args` end in `-o dest`: an existing `dest`
+/// makes it exit 2 with one line naming `dest` and leaves the file as it was; the same
+/// command with `--force` then succeeds. Returns that forced run for further checks.
+#[track_caller]
+pub fn assert_kept_without_force(dir: &Path, args: &[&str], stdin: &[u8], dest: &str) -> Output {
+    std::fs::write(dir.join(dest), "keep").expect("write dest");
+    let out = in_dir(dir, args, stdin);
+    assert_code(&out, 2);
+    assert_one_clear_line(&out, Some(dest));
+    assert_eq!(
+        std::fs::read_to_string(dir.join(dest)).expect("read dest"),
+        "keep"
+    );
+    let mut forced: Vec<&str> = args.to_vec();
+    forced.push("--force");
+    let out = in_dir(dir, &forced, stdin);
+    assert_code(&out, 0);
+    out
+}
