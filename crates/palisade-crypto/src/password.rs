@@ -829,9 +829,11 @@ impl Argon2Hash {
         let params = argon2::Params::new(self.m, self.t, self.p, Some(len))
             .map_err(|e| params_err(e.to_string()))?;
         let mut out = Zeroizing::new(vec![0u8; len]);
-        argon2::Argon2::new(self.algorithm, self.version, params)
-            .hash_password_into(password, &self.salt, &mut out)
-            .map_err(|_| PasswordError::Backend)?;
+        let argon = argon2::Argon2::new(self.algorithm, self.version, params);
+        with_argon2_memory(argon.params().block_count(), |blocks| {
+            argon.hash_password_into_with_memory(password, &self.salt, &mut out, blocks)
+        })?
+        .map_err(|_| PasswordError::Backend)?;
         Ok(out)
     }
 
@@ -839,6 +841,55 @@ impl Argon2Hash {
         let derived = self.derive(password, self.hash.len())?;
         Ok(bool::from(derived.ct_eq(&self.hash)))
     }
+}
+
+/// Argon2 working memory up to this many 1 KiB blocks (64 MiB, over three times the default
+/// cost) stays allocated on the thread between calls; larger imported parameters get a
+/// buffer of their own that is freed at once.
+const ARGON2_KEEP_BLOCKS: usize = 64 * 1024;
+
+thread_local! {
+    /// Each thread's reusable Argon2 working memory. A fresh 19 MiB buffer per hash is what
+    /// `hash_password_into` does; under a login flood glibc then keeps every freed buffer in
+    /// its per-thread arenas and the server's resident memory climbs into the hundreds of MiB.
+    /// Reusing one buffer per hashing thread bounds it to threads × buffer.
+    static ARGON2_MEMORY: std::cell::RefCell<Vec<argon2::Block>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on `blocks` zeroed-on-exit Argon2 blocks from this thread's scratch buffer.
+fn with_argon2_memory<T>(
+    blocks: usize,
+    f: impl FnOnce(&mut [argon2::Block]) -> T,
+) -> Result<T, PasswordError> {
+    ARGON2_MEMORY.with(|cell| {
+        // Never nested today; a fresh buffer keeps it correct if that ever changes.
+        let mut fresh = Vec::new();
+        let mut borrowed = cell.try_borrow_mut();
+        let buf = match borrowed.as_deref_mut() {
+            Ok(buf) => buf,
+            Err(_) => &mut fresh,
+        };
+        if buf.len() < blocks {
+            buf.try_reserve_exact(blocks - buf.len())
+                .map_err(|_| PasswordError::Backend)?;
+            buf.resize(blocks, argon2::Block::new());
+        }
+        let result = buf.get_mut(..blocks).map(|memory| {
+            let result = f(memory);
+            // The blocks are derived from the password: wipe them before anything else runs
+            // on this thread. Blocks past `blocks` were wiped by the call that used them.
+            memory
+                .iter_mut()
+                .for_each(|block| zeroize::Zeroize::zeroize(block.as_mut()));
+            result
+        });
+        // Give an oversize buffer back to the allocator.
+        if buf.len() > ARGON2_KEEP_BLOCKS {
+            *buf = Vec::new();
+        }
+        result.ok_or(PasswordError::Backend)
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1033,6 +1084,46 @@ mod tests {
         iterations: 1,
         parallelism: 1,
     };
+
+    fn scratch_blocks() -> (usize, bool) {
+        ARGON2_MEMORY.with_borrow(|b| {
+            let wiped = b.iter().all(|block| block.as_ref().iter().all(|&w| w == 0));
+            (b.len(), wiped)
+        })
+    }
+
+    #[test]
+    fn argon2_scratch_memory_is_reused_wiped_and_bounded() {
+        let small = hash_password(b"pw", &LOW).unwrap();
+        assert_eq!(scratch_blocks(), (64, true), "kept for reuse, wiped");
+        // Reuse gives the same answers as fresh memory: verify after a bigger hash ran.
+        let bigger = Argon2Params {
+            memory_kib: 256,
+            ..LOW
+        };
+        let big = hash_password(b"pw", &bigger).unwrap();
+        assert_eq!(scratch_blocks(), (256, true));
+        assert_eq!(
+            verify_password(b"pw", &small, &LOW).unwrap(),
+            Verified::Valid {
+                needs_rehash: false
+            }
+        );
+        assert_eq!(
+            verify_password(b"pw", &big, &bigger).unwrap(),
+            Verified::Valid {
+                needs_rehash: false
+            }
+        );
+        assert_eq!(scratch_blocks(), (256, true));
+        // Past the keep limit the buffer is given back after use.
+        let huge = Argon2Params {
+            memory_kib: u32::try_from(ARGON2_KEEP_BLOCKS).unwrap() + 8,
+            ..LOW
+        };
+        hash_password(b"pw", &huge).unwrap();
+        assert_eq!(scratch_blocks(), (0, true));
+    }
 
     #[test]
     fn dummy_verify_runs_one_argon2id_with_the_current_params() {
