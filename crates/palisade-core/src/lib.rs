@@ -42,7 +42,9 @@ pub mod user;
 pub use audit::{AuditEvent, AuditRecord, BrokenLink, BrokenLinkKind, ChainVerifier, verify_chain};
 pub use permission::{Permission, PermissionError};
 pub use session::{CsrfSecret, Session, SessionId, SessionIdError, SessionKey, SessionTimeouts};
-pub use store::{AuditLog, AuditVerifyError, SessionStore, StoreError, UserStore};
+pub use store::{
+    AuditLog, AuditVerifyError, SessionStore, SessionUserStore, StoreError, UserStore,
+};
 pub use time::Timestamp;
 pub use user::{Email, EmailError, NewUser, User, UserId, Username, UsernameError};
 

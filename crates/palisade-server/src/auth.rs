@@ -49,7 +49,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use palisade_core::{Session, SessionId, SessionStore, Timestamp, User, UserStore};
+use palisade_core::{Session, SessionId, SessionStore, SessionUserStore, Timestamp, User};
 use palisade_crypto::mac::{MacAlgorithm, constant_time_eq, mac};
 
 use crate::app::AppState;
@@ -224,7 +224,13 @@ async fn resolve(headers: &HeaderMap, state: &AppState) -> Result<Option<Authent
     };
     let store = state.store();
     let key = id.key();
-    let Some(mut session) = store.get_session(&key).await.map_err(AppError::store)? else {
+    // One lookup for both: fresh from the store on every request, so a revocation or a
+    // deactivation bites on the very next request.
+    let Some((mut session, user)) = store
+        .get_session_with_user(&key)
+        .await
+        .map_err(AppError::store)?
+    else {
         return Ok(None);
     };
     let now = now();
@@ -232,13 +238,6 @@ async fn resolve(headers: &HeaderMap, state: &AppState) -> Result<Option<Authent
         store.delete_session(&key).await.map_err(AppError::store)?;
         return Ok(None);
     }
-    let Some(user) = store
-        .get_by_id(session.user_id)
-        .await
-        .map_err(AppError::store)?
-    else {
-        return Ok(None);
-    };
     if !user.is_active {
         return Ok(None);
     }

@@ -28,5 +28,5 @@ mod memory;
 mod sqlite;
 
 pub use memory::MemoryStore;
-pub use palisade_core::{AuditLog, SessionStore, StoreError, UserStore};
+pub use palisade_core::{AuditLog, SessionStore, SessionUserStore, StoreError, UserStore};
 pub use sqlite::SqliteStore;

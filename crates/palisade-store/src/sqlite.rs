@@ -4,21 +4,30 @@
 //! `synchronous = FULL` (a committed audit record survives a power cut) and a 5-second busy
 //! timeout so concurrent writers wait for the lock instead of failing. Queries are plain
 //! strings with bound parameters, never string-built SQL, and need no database at build time.
+//!
+//! Writes go through sqlx's pool. The reads every authenticated request makes (session, user,
+//! the user's sessions) go through a few dedicated read connections instead: sqlx runs each
+//! SQLite connection on a thread of its own, and a pooled query costs three round trips
+//! between threads (test on acquire, the query, a ping on release) where a held connection
+//! costs one. Those hand-offs were most of the CPU time of an authenticated page.
 
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use palisade_core::audit::AuditRecord;
 use palisade_core::{
     AuditEvent, AuditLog, CsrfSecret, Email, NewUser, Session, SessionKey, SessionStore,
-    SessionTimeouts, StoreError, Timestamp, User, UserId, UserStore, Username,
+    SessionTimeouts, SessionUserStore, StoreError, Timestamp, User, UserId, UserStore, Username,
 };
-use sqlx::Row;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
 };
+use sqlx::{Connection, Row};
+use tokio::sync::{Mutex, MutexGuard};
 
 /// The schema, compiled into the binary so `palisade migrate` needs no files next to it.
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -27,6 +36,9 @@ static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// SQLite has one writer at a time; a few connections let reads proceed beside it.
 const MAX_CONNECTIONS: u32 = 4;
+/// Read connections for the per-request lookups: one per core of a small server; a point
+/// read by primary key takes microseconds, so more would only wait on the CPU.
+const READ_CONNECTIONS: usize = 2;
 
 // Column lists as macros so `concat!` builds each query as one `&'static str` at compile
 // time: no SQL is ever assembled at run time.
@@ -47,10 +59,71 @@ macro_rules! audit_columns {
     };
 }
 
-/// A SQLite database. Cloning is cheap and shares the connection pool.
+/// A SQLite database. Cloning is cheap and shares the connections.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    readers: Arc<Readers>,
+}
+
+/// Held read connections (see the module docs). `None` once the store is closed.
+#[derive(Debug)]
+struct Readers {
+    conns: Vec<Mutex<Option<SqliteConnection>>>,
+    next: AtomicUsize,
+}
+
+impl Readers {
+    async fn open(options: &SqliteConnectOptions) -> Result<Self, StoreError> {
+        let mut conns = Vec::with_capacity(READ_CONNECTIONS);
+        for _ in 0..READ_CONNECTIONS {
+            let conn = SqliteConnection::connect_with(options)
+                .await
+                .map_err(map_err)?;
+            conns.push(Mutex::new(Some(conn)));
+        }
+        Ok(Self {
+            conns,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// A free read connection, or the next one in turn once it is free.
+    async fn get(&self) -> Result<MutexGuard<'_, Option<SqliteConnection>>, StoreError> {
+        for conn in &self.conns {
+            if let Ok(guard) = conn.try_lock() {
+                return Ok(guard);
+            }
+        }
+        let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len().max(1);
+        match self.conns.get(turn) {
+            Some(conn) => Ok(conn.lock().await),
+            None => Err(closed()),
+        }
+    }
+
+    async fn close(&self) {
+        for conn in &self.conns {
+            if let Some(conn) = conn.lock().await.take() {
+                // Closing a read connection has nothing to flush; an error here changes
+                // nothing for the caller.
+                let _ = conn.close().await;
+            }
+        }
+    }
+}
+
+fn closed() -> StoreError {
+    StoreError::Backend("the database is closed".to_owned())
+}
+
+/// Runs one read query on a held read connection: `read!(self, |conn| query.fetch_…(conn))`.
+macro_rules! read {
+    ($store:expr, |$conn:ident| $query:expr) => {{
+        let mut guard = $store.readers.get().await?;
+        let $conn = guard.as_mut().ok_or_else(closed)?;
+        $query.await.map_err(map_err)
+    }};
 }
 
 impl SqliteStore {
@@ -70,12 +143,18 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
+        let readers = Arc::new(Readers::open(&options).await?);
         let pool = SqlitePoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
+            // sqlx runs each SQLite connection on its own thread, so a ping is a round trip
+            // between threads; by default every acquire pings, on top of the ping on release.
+            // An embedded database cannot drop a connection the way a network server can, and
+            // those pings were the largest cost of an authenticated page (perf, bench/).
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(map_err)?;
-        Ok(Self { pool })
+        Ok(Self { pool, readers })
     }
 
     /// Applies the embedded migrations that have not run yet; running it again is a no-op.
@@ -88,6 +167,7 @@ impl SqliteStore {
 
     /// Waits for in-flight queries, then closes every connection (checkpointing the WAL).
     pub async fn close(&self) {
+        self.readers.close().await;
         self.pool.close().await;
     }
 
@@ -249,11 +329,9 @@ fn require_row(result: sqlx::sqlite::SqliteQueryResult) -> Result<(), StoreError
 
 impl SqliteStore {
     async fn fetch_user(&self, sql: &'static str, value: &str) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query(sql)
+        let row = read!(self, |conn| sqlx::query(sql)
             .bind(value)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?;
+            .fetch_optional(conn))?;
         row.as_ref().map(user_from_row).transpose()
     }
 }
@@ -267,15 +345,13 @@ impl UserStore for SqliteStore {
     }
 
     async fn get_by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query(concat!(
+        let row = read!(self, |conn| sqlx::query(concat!(
             "SELECT ",
             user_columns!(),
             " FROM users WHERE id = ?"
         ))
         .bind(id.get())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_err)?;
+        .fetch_optional(conn))?;
         row.as_ref().map(user_from_row).transpose()
     }
 
@@ -367,6 +443,27 @@ impl UserStore for SqliteStore {
     }
 }
 
+impl SessionUserStore for SqliteStore {
+    async fn get_session_with_user(
+        &self,
+        key: &SessionKey,
+    ) -> Result<Option<(Session, User)>, StoreError> {
+        // The two column lists share no name, so each row parser finds its own columns.
+        let row = read!(self, |conn| sqlx::query(concat!(
+            "SELECT ",
+            session_columns!(),
+            ", ",
+            user_columns!(),
+            " FROM sessions JOIN users ON users.id = sessions.user_id WHERE key_hash = ?"
+        ))
+        .bind(key.as_bytes().as_slice())
+        .fetch_optional(conn))?;
+        row.as_ref()
+            .map(|row| Ok((session_from_row(row)?, user_from_row(row)?)))
+            .transpose()
+    }
+}
+
 impl SessionStore for SqliteStore {
     async fn create_session(&self, session: Session) -> Result<(), StoreError> {
         sqlx::query(
@@ -387,15 +484,13 @@ impl SessionStore for SqliteStore {
     }
 
     async fn get_session(&self, key: &SessionKey) -> Result<Option<Session>, StoreError> {
-        let row = sqlx::query(concat!(
+        let row = read!(self, |conn| sqlx::query(concat!(
             "SELECT ",
             session_columns!(),
             " FROM sessions WHERE key_hash = ?"
         ))
         .bind(key.as_bytes().as_slice())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_err)?;
+        .fetch_optional(conn))?;
         row.as_ref().map(session_from_row).transpose()
     }
 
@@ -449,15 +544,13 @@ impl SessionStore for SqliteStore {
     }
 
     async fn list_sessions_for_user(&self, user: UserId) -> Result<Vec<Session>, StoreError> {
-        let rows = sqlx::query(concat!(
+        let rows = read!(self, |conn| sqlx::query(concat!(
             "SELECT ",
             session_columns!(),
             " FROM sessions WHERE user_id = ? ORDER BY created_at, key_hash"
         ))
         .bind(user.get())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
+        .fetch_all(conn))?;
         rows.iter().map(session_from_row).collect()
     }
 

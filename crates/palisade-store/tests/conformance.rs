@@ -16,14 +16,14 @@ use std::sync::Arc;
 use palisade_core::audit::{BrokenLinkKind, GENESIS_HASH};
 use palisade_core::{
     AuditEvent, AuditLog, AuditVerifyError, CsrfSecret, Email, NewUser, Session, SessionId,
-    SessionStore, SessionTimeouts, StoreError, Timestamp, User, UserId, UserStore, Username,
-    verify_chain,
+    SessionStore, SessionTimeouts, SessionUserStore, StoreError, Timestamp, User, UserId,
+    UserStore, Username, verify_chain,
 };
 use palisade_store::{MemoryStore, SqliteStore};
 use serde_json::json;
 
 trait Backend: Send + Sync + Sized + 'static {
-    type Store: UserStore + SessionStore + AuditLog + 'static;
+    type Store: UserStore + SessionStore + SessionUserStore + AuditLog + 'static;
 
     /// An empty, migrated store of its own (no state shared with other tests).
     async fn fresh() -> Self;
@@ -354,6 +354,35 @@ mod cases {
         assert_eq!(s.list_all_sessions().await.unwrap(), vec![minimal]);
     }
 
+    pub async fn session_with_user<B: Backend>() {
+        let b = B::fresh().await;
+        let s = b.store();
+        let alice = add_user(&**s, "alice", Some("alice@example.com")).await;
+        let bob = add_user(&**s, "bob", None).await;
+        let (_, mine) = session_for(alice.id, 1, 1000);
+        let (_, his) = session_for(bob.id, 2, 1000);
+        s.create_session(mine.clone()).await.unwrap();
+        s.create_session(his.clone()).await.unwrap();
+
+        assert_eq!(
+            s.get_session_with_user(&mine.key).await.unwrap(),
+            Some((mine.clone(), alice.clone()))
+        );
+        assert_eq!(
+            s.get_session_with_user(&his.key).await.unwrap(),
+            Some((his.clone(), bob.clone()))
+        );
+        // A later change to the user shows on the next lookup (nothing is cached).
+        s.set_active(alice.id, false).await.unwrap();
+        let (_, user) = s.get_session_with_user(&mine.key).await.unwrap().unwrap();
+        assert!(!user.is_active);
+        // Gone once the session is deleted; an unknown key is simply absent.
+        s.delete_session(&mine.key).await.unwrap();
+        assert_eq!(s.get_session_with_user(&mine.key).await.unwrap(), None);
+        let (_, never) = session_for(bob.id, 3, 1000);
+        assert_eq!(s.get_session_with_user(&never.key).await.unwrap(), None);
+    }
+
     pub async fn sessions_per_user<B: Backend>() {
         let b = B::fresh().await;
         let s = b.store();
@@ -528,6 +557,7 @@ macro_rules! conformance {
             lookup_by_username_or_email,
             user_updates,
             sessions_create_get_touch_delete,
+            session_with_user,
             sessions_per_user,
             session_expiry,
             audit_append_tail_verify,
