@@ -212,7 +212,7 @@ fn user_lifecycle_with_audit_trail() {
         "{}",
         stderr(&out)
     );
-    let out = env.create("dave", "dave@example.com", "dave-was-here-2024", &[]);
+    let out = env.create("dave", "dave@example.com", "Dave@Example.com!", &[]);
     assert_code(&out, 2);
     assert_one_clear_line(&out, Some("too similar"));
     // No TTY and no --password-stdin: a clear refusal instead of a hang.

@@ -6,6 +6,10 @@
 //! - [`SqliteStore`]: the embedded default, one SQLite file through sqlx, with its schema in
 //!   `migrations/sqlite/` compiled into the binary.
 //!
+//! It also holds the file-backed implementation of the password policy's breach check,
+//! [`BreachedPasswordFile`] (a local copy of Have I Been Pwned's Pwned Passwords, searched
+//! with positioned reads), since core does no I/O.
+//!
 //! PostgreSQL (accounts at scale) and Redis (sessions, counters) come next, each as one more
 //! module here with its own migrations.
 //!
@@ -24,9 +28,11 @@
 //! - **Errors carry no secrets.** Driver errors are mapped to [`StoreError`] with messages
 //!   that name tables and constraints, never bound values.
 
+mod breached;
 mod memory;
 mod sqlite;
 
+pub use breached::{BreachedFileError, BreachedPasswordFile};
 pub use memory::MemoryStore;
 pub use palisade_core::{AuditLog, SessionStore, SessionUserStore, StoreError, UserStore};
 pub use sqlite::SqliteStore;
