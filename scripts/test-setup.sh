@@ -3,7 +3,8 @@
 # - the `age` command-line tool (Debian package), for age file interop;
 # - a Python venv with pyca/cryptography (Fernet/RSA/ECDSA/Ed25519 interop), blake3 (hash
 #   interop) and pexpect (to type a passphrase into `age -p`, which reads only a terminal);
-#   Django with argon2-cffi and bcrypt, for password-hash interop with a Django user table.
+#   Django with argon2-cffi and bcrypt, for password-hash interop with a Django user table;
+#   aiosmtpd, the SMTP server the mail transport tests send to.
 # Idempotent and quick when everything is already there. Test-only: nothing here is a
 # run-time dependency of palisade.
 set -euo pipefail
@@ -22,9 +23,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import cryptography, blake3, pexpect, django, argon2, bcrypt' 2>/dev/null; then
-  echo "test-setup: creating $venv with cryptography, blake3, pexpect, Django, argon2-cffi, bcrypt" >&2
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import cryptography, blake3, pexpect, django, argon2, bcrypt, aiosmtpd' 2>/dev/null; then
+  echo "test-setup: creating $venv with cryptography, blake3, pexpect, Django, argon2-cffi, bcrypt, aiosmtpd" >&2
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check 'cryptography>=44' blake3 pexpect \
-    'Django>=5.2,<6' argon2-cffi bcrypt
+    'Django>=5.2,<6' argon2-cffi bcrypt 'aiosmtpd>=1.4'
 fi

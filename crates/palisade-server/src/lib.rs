@@ -33,6 +33,7 @@ pub mod config;
 pub mod error;
 pub mod hashpool;
 pub mod hosts;
+pub mod mail;
 pub mod middleware;
 pub mod server;
 pub mod throttle;
