@@ -30,6 +30,7 @@
 //! - [`session`]: [`SessionId`], [`SessionKey`], [`CsrfSecret`], [`Session`], [`SessionTimeouts`].
 //! - [`audit`]: [`AuditEvent`], [`AuditRecord`], [`verify_chain`], [`ChainVerifier`].
 //! - [`store`]: [`UserStore`], [`SessionStore`], [`AuditLog`], [`StoreError`].
+//! - [`token`]: signed, time-limited activation and password-reset tokens with rotating keys.
 
 pub mod audit;
 pub mod password_policy;
@@ -37,6 +38,7 @@ pub mod permission;
 pub mod session;
 pub mod store;
 pub mod time;
+pub mod token;
 pub mod user;
 
 pub use audit::{AuditEvent, AuditRecord, BrokenLink, BrokenLinkKind, ChainVerifier, verify_chain};
