@@ -45,7 +45,7 @@ pub use audit::{AuditEvent, AuditRecord, BrokenLink, BrokenLinkKind, ChainVerifi
 pub use permission::{Permission, PermissionError};
 pub use session::{CsrfSecret, Session, SessionId, SessionIdError, SessionKey, SessionTimeouts};
 pub use store::{
-    AuditLog, AuditVerifyError, SessionStore, SessionUserStore, StoreError, UserStore,
+    AuditLog, AuditVerifyError, SessionStore, SessionUserStore, StoreError, TokenStore, UserStore,
 };
 pub use time::Timestamp;
 pub use user::{Email, EmailError, NewUser, User, UserId, Username, UsernameError};

@@ -13,6 +13,7 @@ use std::future::Future;
 use crate::audit::{AuditEvent, AuditRecord, BrokenLink, ChainVerifier};
 use crate::session::{Session, SessionKey, SessionTimeouts};
 use crate::time::Timestamp;
+use crate::token::TokenId;
 use crate::user::{Email, NewUser, User, UserId, Username};
 
 /// Page size used by [`AuditLog::verify`].
@@ -181,6 +182,24 @@ pub trait SessionUserStore: UserStore + SessionStore {
             Ok(user.map(|user| (session, user)))
         }
     }
+}
+
+/// Single-use tokens (activation and reset links): the record of which ones were used.
+pub trait TokenStore: Send + Sync {
+    /// Marks `id` used; `Ok(true)` the first time, `Ok(false)` every time after. Atomic:
+    /// of any number of concurrent calls with one id, exactly one gets `true`. The record
+    /// is kept until `expires_at` (after that the token fails its own expiry check).
+    fn consume_token(
+        &self,
+        id: &TokenId,
+        expires_at: Timestamp,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Forgets records whose token expired before `now`; returns how many.
+    fn delete_expired_tokens(
+        &self,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
 /// Failure of [`AuditLog::verify`].

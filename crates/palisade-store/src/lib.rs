@@ -34,5 +34,7 @@ mod sqlite;
 
 pub use breached::{BreachedFileError, BreachedPasswordFile};
 pub use memory::MemoryStore;
-pub use palisade_core::{AuditLog, SessionStore, SessionUserStore, StoreError, UserStore};
+pub use palisade_core::{
+    AuditLog, SessionStore, SessionUserStore, StoreError, TokenStore, UserStore,
+};
 pub use sqlite::SqliteStore;

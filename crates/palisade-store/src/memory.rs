@@ -6,9 +6,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
 use palisade_core::audit::AuditRecord;
+use palisade_core::token::TokenId;
 use palisade_core::{
     AuditEvent, AuditLog, Email, NewUser, Session, SessionKey, SessionStore, SessionTimeouts,
-    SessionUserStore, StoreError, Timestamp, User, UserId, UserStore, Username,
+    SessionUserStore, StoreError, Timestamp, TokenStore, User, UserId, UserStore, Username,
 };
 
 /// All data behind one lock. A std mutex is enough: no lock is held across an `.await`, and
@@ -25,6 +26,8 @@ struct Inner {
     last_user_id: i64,
     sessions: HashMap<SessionKey, Session>,
     audit: Vec<AuditRecord>,
+    /// Used single-use tokens and when each expires.
+    used_tokens: HashMap<TokenId, Timestamp>,
 }
 
 impl MemoryStore {
@@ -149,6 +152,28 @@ impl UserStore for MemoryStore {
     async fn set_last_login(&self, id: UserId, at: Timestamp) -> Result<(), StoreError> {
         self.lock()?.user_mut(id)?.last_login = Some(at);
         Ok(())
+    }
+}
+
+impl TokenStore for MemoryStore {
+    async fn consume_token(&self, id: &TokenId, expires_at: Timestamp) -> Result<bool, StoreError> {
+        let mut inner = self.lock()?;
+        // One lock around test and insert: exactly one caller sees the id as new. A repeat
+        // leaves the first record (and its expiry) as it was.
+        match inner.used_tokens.entry(*id) {
+            std::collections::hash_map::Entry::Occupied(_) => Ok(false),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(expires_at);
+                Ok(true)
+            }
+        }
+    }
+
+    async fn delete_expired_tokens(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let mut inner = self.lock()?;
+        let before = inner.used_tokens.len();
+        inner.used_tokens.retain(|_, expires| *expires >= now);
+        Ok(u64::try_from(before.saturating_sub(inner.used_tokens.len())).unwrap_or(u64::MAX))
     }
 }
 

@@ -17,9 +17,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use palisade_core::audit::AuditRecord;
+use palisade_core::token::TokenId;
 use palisade_core::{
     AuditEvent, AuditLog, CsrfSecret, Email, NewUser, Session, SessionKey, SessionStore,
-    SessionTimeouts, SessionUserStore, StoreError, Timestamp, User, UserId, UserStore, Username,
+    SessionTimeouts, SessionUserStore, StoreError, Timestamp, TokenStore, User, UserId, UserStore,
+    Username,
 };
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
@@ -440,6 +442,31 @@ impl UserStore for SqliteStore {
             .await
             .map_err(map_err)?;
         require_row(result)
+    }
+}
+
+impl TokenStore for SqliteStore {
+    async fn consume_token(&self, id: &TokenId, expires_at: Timestamp) -> Result<bool, StoreError> {
+        // The primary key makes the insert the test: of concurrent uses, one row goes in and
+        // every other insert is ignored.
+        let result = sqlx::query(
+            "INSERT INTO used_tokens (id, expires_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(id.as_bytes().as_slice())
+        .bind(expires_at.unix())
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn delete_expired_tokens(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let result = sqlx::query("DELETE FROM used_tokens WHERE expires_at < ?")
+            .bind(now.unix())
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(result.rows_affected())
     }
 }
 

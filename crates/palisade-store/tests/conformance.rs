@@ -14,16 +14,17 @@
 use std::sync::Arc;
 
 use palisade_core::audit::{BrokenLinkKind, GENESIS_HASH};
+use palisade_core::token::TokenId;
 use palisade_core::{
     AuditEvent, AuditLog, AuditVerifyError, CsrfSecret, Email, NewUser, Session, SessionId,
-    SessionStore, SessionTimeouts, SessionUserStore, StoreError, Timestamp, User, UserId,
-    UserStore, Username, verify_chain,
+    SessionStore, SessionTimeouts, SessionUserStore, StoreError, Timestamp, TokenStore, User,
+    UserId, UserStore, Username, verify_chain,
 };
 use palisade_store::{MemoryStore, SqliteStore};
 use serde_json::json;
 
 trait Backend: Send + Sync + Sized + 'static {
-    type Store: UserStore + SessionStore + SessionUserStore + AuditLog + 'static;
+    type Store: UserStore + SessionStore + SessionUserStore + TokenStore + AuditLog + 'static;
 
     /// An empty, migrated store of its own (no state shared with other tests).
     async fn fresh() -> Self;
@@ -526,6 +527,43 @@ mod cases {
         assert_eq!(verify_chain(&all).unwrap_err().seq, 3);
     }
 
+    pub async fn tokens_are_single_use<B: Backend>() {
+        let b = B::fresh().await;
+        let s = b.store();
+        let a = TokenId::from_bytes([1; 16]);
+        let c = TokenId::from_bytes([2; 16]);
+        assert!(s.consume_token(&a, ts(100)).await.unwrap());
+        assert!(!s.consume_token(&a, ts(100)).await.unwrap(), "second use");
+        assert!(
+            !s.consume_token(&a, ts(999)).await.unwrap(),
+            "whatever the expiry"
+        );
+        assert!(s.consume_token(&c, ts(200)).await.unwrap());
+        // Swept only once expired; until then a reuse is still caught.
+        assert_eq!(s.delete_expired_tokens(ts(100)).await.unwrap(), 0);
+        assert_eq!(s.delete_expired_tokens(ts(101)).await.unwrap(), 1);
+        assert!(!s.consume_token(&c, ts(200)).await.unwrap());
+    }
+
+    pub async fn tokens_concurrent_use_has_one_winner<B: Backend>() {
+        let b = B::fresh().await;
+        let store = Arc::clone(b.store());
+        let id = TokenId::from_bytes([9; 16]);
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move { store.consume_token(&id, ts(100)).await })
+            })
+            .collect();
+        let mut winners = 0;
+        for task in tasks {
+            if task.await.unwrap().unwrap() {
+                winners += 1;
+            }
+        }
+        assert_eq!(winners, 1);
+    }
+
     pub async fn audit_concurrent_appends<B: Backend>() {
         let b = B::fresh().await;
         let store = Arc::clone(b.store());
@@ -563,6 +601,8 @@ macro_rules! conformance {
             audit_append_tail_verify,
             audit_tampering_detected,
             audit_concurrent_appends,
+            tokens_are_single_use,
+            tokens_concurrent_use_has_one_winner,
         ]);
     };
     (@cases $module:ident, $backend:ty, [$($case:ident),* $(,)?]) => {

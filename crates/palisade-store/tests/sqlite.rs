@@ -69,7 +69,11 @@ async fn migrations_are_idempotent() {
         .fetch_one(again.pool())
         .await
         .unwrap();
-    assert_eq!(applied, 1);
+    // Each migration recorded once, however often migrate ran.
+    let embedded = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))
+        .unwrap()
+        .count();
+    assert_eq!(applied, i64::try_from(embedded).unwrap());
     again.close().await;
 }
 
