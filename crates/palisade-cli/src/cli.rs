@@ -212,6 +212,12 @@ pub struct ServeArgs {
         requires = "insecure_http"
     )]
     pub trusted_proxies: Vec<String>,
+    /// Send mail through this SMTP server instead of writing it to DIR/outbox/:
+    /// smtp://[USER@]HOST[:PORT] (STARTTLS required, port 587) or smtps://… (implicit TLS,
+    /// port 465); ?tls=none for a local relay. Give the password in $PALISADE_SMTP_PASSWORD
+    /// rather than in the URL, where ps shows it [default: $PALISADE_SMTP, else the outbox].
+    #[arg(long, value_name = "URL")]
+    pub smtp: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

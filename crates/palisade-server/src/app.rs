@@ -16,6 +16,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use palisade_core::AuditLog as _;
+use palisade_core::password_policy::PasswordPolicy;
 use palisade_crypto::password::Argon2Params;
 use palisade_store::SqliteStore;
 
@@ -23,6 +24,7 @@ use crate::auth::ServerKey;
 use crate::config::Config;
 use crate::error::{AppError, ServerError};
 use crate::hashpool::HashPool;
+use crate::mail::Mailer;
 use crate::throttle::MemoryThrottle;
 use crate::{accounts, middleware};
 
@@ -49,15 +51,20 @@ struct Inner {
     hash_pool: HashPool,
     throttle: MemoryThrottle,
     csrf_key: ServerKey,
+    password_policy: PasswordPolicy,
+    mailer: Mailer,
 }
 
 impl AppState {
-    /// Builds the state around an opened, migrated store and the server's CSRF key; fails
-    /// only if an embedded template does not compile.
+    /// Builds the state around an opened, migrated store, the server's CSRF key, the password
+    /// policy (built once from the configuration, word lists loaded) and a started mailer;
+    /// fails only if an embedded template does not compile.
     pub fn new(
         config: Config,
         store: SqliteStore,
         csrf_key: ServerKey,
+        password_policy: PasswordPolicy,
+        mailer: Mailer,
     ) -> Result<Self, ServerError> {
         let mut templates = Environment::new();
         for (name, source) in TEMPLATES {
@@ -78,6 +85,8 @@ impl AppState {
                 hash_pool,
                 throttle,
                 csrf_key,
+                password_policy,
+                mailer,
             }),
         })
     }
@@ -100,6 +109,19 @@ impl AppState {
 
     pub fn csrf_key(&self) -> &[u8] {
         self.inner.csrf_key.as_bytes()
+    }
+
+    /// The configured password policy, for every form that sets a password. Use
+    /// `evaluate` and log its `breach_check_error`: a broken breached-password file lets
+    /// passwords through (fail open) until someone fixes it.
+    pub fn password_policy(&self) -> &PasswordPolicy {
+        &self.inner.password_policy
+    }
+
+    /// Outgoing mail. `send` never waits: handlers must answer the same whatever it returns,
+    /// so a page never tells whether an address exists or the mail server is down.
+    pub fn mailer(&self) -> &Mailer {
+        &self.inner.mailer
     }
 
     /// The configured session lifetimes in the store's terms.

@@ -6,17 +6,29 @@
 //!
 //! Unknown keys in the file are rejected: a misspelt `alowed_hosts` silently falling back to
 //! a default is exactly the kind of mistake that weakens a deployment unnoticed.
+//!
+//! Two settings point at more than a value. The password policy's word lists
+//! (`password_policy.common_passwords_file`, `password_policy.breached_passwords_file`) are
+//! only named here: [`PasswordPolicySettings::build`] opens them, once, when a process that
+//! checks passwords starts, so `user list` never reads a multi-gigabyte breach corpus. The
+//! SMTP URL is parsed into a [`SmtpUrl`], which never shows its password; the password can
+//! also come alone from `PALISADE_SMTP_PASSWORD`, so it need not be on a command line where
+//! `ps` shows it.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
+use palisade_core::password_policy::{self, CommonPasswords, MIN_MAX_SIMILARITY, PasswordPolicy};
+use palisade_store::{BreachedFileError, BreachedPasswordFile};
 use serde::Deserialize;
 
 use crate::hosts::AllowedHosts;
+use crate::mail::{self, MailConfig, MailConfigError, Mailbox, SmtpUrl};
 
 /// The default listen address: loopback only, so a first start exposes nothing.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
@@ -28,6 +40,11 @@ pub const CONFIG_FILE_NAME: &str = "palisade.toml";
 /// hyper refuses (by panicking) an HTTP/1 read buffer smaller than this, so the header
 /// limit is validated against it instead of being passed through.
 const MIN_HEADER_BYTES: usize = 8192;
+
+/// The highest `password_policy.max_length` accepted, in bytes. Far above any passphrase a
+/// person types, and the bound the command line reads a password from standard input up
+/// to: a higher setting would let a longer input be cut to fit instead of refused.
+pub const MAX_PASSWORD_BYTES: usize = 4096;
 
 /// A configuration problem, worded for one line of standard error. It always names where
 /// the bad value came from.
@@ -127,6 +144,122 @@ pub struct PasswordHashing {
     pub hash_workers: usize,
 }
 
+/// The password policy as configured: the rules' values and where the word lists are. The
+/// policy itself, with its lists loaded, comes from [`PasswordPolicySettings::build`]. The
+/// values are already checked (`PasswordPolicy::validate_settings` passed at load); the
+/// files are not opened until `build`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PasswordPolicySettings {
+    pub min_length: usize,
+    pub max_length: usize,
+    pub min_strength: u8,
+    pub forbid_numeric: bool,
+    /// `None`: the user-attribute similarity rule is off.
+    pub max_similarity: Option<f64>,
+    pub min_words: usize,
+    /// One common password per line (Django's `CommonPasswordValidator` list format).
+    pub common_passwords_file: Option<PathBuf>,
+    /// A Pwned Passwords SHA-1 file, ordered by hash.
+    pub breached_passwords_file: Option<PathBuf>,
+}
+
+impl Default for PasswordPolicySettings {
+    /// The library's defaults, so a deployment without a `[password_policy]` section gets
+    /// exactly `PasswordPolicy::default()`.
+    fn default() -> Self {
+        let d = PasswordPolicy::default();
+        Self {
+            min_length: d.min_length,
+            max_length: d.max_length,
+            min_strength: d.min_strength,
+            forbid_numeric: d.forbid_numeric,
+            max_similarity: d.max_similarity,
+            min_words: d.min_words,
+            common_passwords_file: None,
+            breached_passwords_file: None,
+        }
+    }
+}
+
+impl PasswordPolicySettings {
+    /// The rules without the word lists: what `load` validates, before any file is opened.
+    fn rules(&self) -> PasswordPolicy {
+        PasswordPolicy {
+            min_length: self.min_length,
+            max_length: self.max_length,
+            forbid_numeric: self.forbid_numeric,
+            max_similarity: self.max_similarity,
+            min_strength: self.min_strength,
+            min_words: self.min_words,
+            common_passwords: None,
+            breached: None,
+        }
+    }
+
+    /// The policy, with the common-password list read into memory and the breached-password
+    /// file opened and checked. Blocking file I/O: call it once at start-up. Every error is
+    /// one line that names the file (and, for the common list, the line).
+    pub fn build(&self) -> Result<PasswordPolicy, ConfigError> {
+        let mut policy = self.rules();
+        policy
+            .validate_settings()
+            .map_err(|e| invalid("password_policy", &e.to_string()))?;
+        if let Some(path) = &self.common_passwords_file {
+            policy.common_passwords = Some(Arc::new(read_common_passwords(path)?));
+        }
+        if let Some(path) = &self.breached_passwords_file {
+            let file = BreachedPasswordFile::open(path).map_err(breached_error)?;
+            policy.breached = Some(Arc::new(file));
+        }
+        Ok(policy)
+    }
+}
+
+fn read_common_passwords(path: &Path) -> Result<CommonPasswords, ConfigError> {
+    let file_err = |reason: String| ConfigError::File {
+        path: path.to_owned(),
+        reason,
+    };
+    let file = std::fs::File::open(path).map_err(|e| {
+        file_err(format!(
+            "cannot read the common-password list: {}",
+            describe_io(&e)
+        ))
+    })?;
+    CommonPasswords::from_reader(std::io::BufReader::new(file)).map_err(|e| match e {
+        password_policy::CommonPasswordsError::Read { line, source } => {
+            file_err(format!("line {line}: {}", describe_io(&source)))
+        }
+        other => file_err(other.to_string()),
+    })
+}
+
+/// The store's error already names the file; only the OS error's "(os error N)" tail is
+/// reworded, as everywhere else in this module.
+fn breached_error(e: BreachedFileError) -> ConfigError {
+    match e {
+        BreachedFileError::Open { path, source } => ConfigError::File {
+            path,
+            reason: format!(
+                "cannot open the breached-password file: {}",
+                describe_io(&source)
+            ),
+        },
+        other => ConfigError::Value {
+            source_name: "password_policy.breached_passwords_file".to_owned(),
+            reason: other.to_string(),
+        },
+    }
+}
+
+/// Where mail goes and who it is from.
+#[derive(Debug, Clone)]
+pub struct MailSettings {
+    /// `None`: the outbox, `DATA_DIR/outbox/`.
+    pub smtp: Option<SmtpUrl>,
+    pub from: Mailbox,
+}
+
 /// The resolved configuration of one server process.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -145,6 +278,8 @@ pub struct Config {
     pub limits: Limits,
     pub session: SessionTimeouts,
     pub password: PasswordHashing,
+    pub password_policy: PasswordPolicySettings,
+    pub mail: MailSettings,
     /// Test-only routes (`/__test/slow`), switched on only by `PALISADE_TEST_ROUTES=1` so a
     /// configuration file can never enable them by accident.
     #[doc(hidden)]
@@ -161,6 +296,8 @@ pub struct Flags {
     pub listen: Option<String>,
     pub insecure_http: bool,
     pub trusted_proxies: Vec<String>,
+    /// `--smtp URL` (serve only).
+    pub smtp: Option<String>,
 }
 
 /// Everything configuration is resolved from, gathered up front so resolution is a pure
@@ -221,6 +358,27 @@ struct Layer {
     argon2_iterations: Option<u32>,
     argon2_parallelism: Option<u32>,
     hash_workers: Option<usize>,
+    policy_min_length: Option<usize>,
+    policy_max_length: Option<usize>,
+    policy_min_strength: Option<u8>,
+    policy_forbid_numeric: Option<bool>,
+    /// `Some(None)`: explicitly turned off, which must override a number from a lower layer.
+    policy_max_similarity: Option<Option<f64>>,
+    policy_min_words: Option<usize>,
+    common_passwords_file: Option<PathBuf>,
+    breached_passwords_file: Option<PathBuf>,
+    smtp: Option<SmtpUrl>,
+    smtp_password: Option<SmtpPassword>,
+    mail_from: Option<Mailbox>,
+}
+
+/// `PALISADE_SMTP_PASSWORD` between parsing and being put into the URL; `Debug` hides it.
+struct SmtpPassword(String);
+
+impl fmt::Debug for SmtpPassword {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SmtpPassword(***)")
+    }
 }
 
 impl Layer {
@@ -242,6 +400,19 @@ impl Layer {
             argon2_iterations: over.argon2_iterations.or(self.argon2_iterations),
             argon2_parallelism: over.argon2_parallelism.or(self.argon2_parallelism),
             hash_workers: over.hash_workers.or(self.hash_workers),
+            policy_min_length: over.policy_min_length.or(self.policy_min_length),
+            policy_max_length: over.policy_max_length.or(self.policy_max_length),
+            policy_min_strength: over.policy_min_strength.or(self.policy_min_strength),
+            policy_forbid_numeric: over.policy_forbid_numeric.or(self.policy_forbid_numeric),
+            policy_max_similarity: over.policy_max_similarity.or(self.policy_max_similarity),
+            policy_min_words: over.policy_min_words.or(self.policy_min_words),
+            common_passwords_file: over.common_passwords_file.or(self.common_passwords_file),
+            breached_passwords_file: over
+                .breached_passwords_file
+                .or(self.breached_passwords_file),
+            smtp: over.smtp.or(self.smtp),
+            smtp_password: over.smtp_password.or(self.smtp_password),
+            mail_from: over.mail_from.or(self.mail_from),
         }
     }
 }
@@ -260,6 +431,9 @@ struct FileConfig {
     limits: Option<FileLimits>,
     session: Option<FileSession>,
     password: Option<FilePassword>,
+    password_policy: Option<FilePasswordPolicy>,
+    smtp: Option<String>,
+    mail_from: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -284,6 +458,21 @@ struct FilePassword {
     argon2_iterations: Option<u32>,
     argon2_parallelism: Option<u32>,
     hash_workers: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilePasswordPolicy {
+    min_length: Option<u64>,
+    max_length: Option<u64>,
+    min_strength: Option<u64>,
+    forbid_numeric: Option<bool>,
+    /// A number, or `false` (or `"off"`) to turn the rule off; read as a raw value so the
+    /// error for anything else is ours rather than serde's "did not match any variant".
+    max_similarity: Option<toml::Value>,
+    min_words: Option<u64>,
+    common_passwords_file: Option<String>,
+    breached_passwords_file: Option<String>,
 }
 
 impl Config {
@@ -317,6 +506,17 @@ impl Config {
     /// The URL scheme this server answers on.
     pub fn scheme(&self) -> &'static str {
         if self.insecure_http { "http" } else { "https" }
+    }
+
+    /// The mailer's configuration: SMTP when a server is configured, else the outbox in
+    /// `DATA_DIR/outbox/`.
+    pub fn mail_config(&self) -> MailConfig {
+        let mut config = match &self.mail.smtp {
+            Some(url) => MailConfig::smtp(url.clone()),
+            None => MailConfig::outbox(&self.data_dir),
+        };
+        config.from = self.mail.from.clone();
+        config
     }
 }
 
@@ -374,6 +574,47 @@ fn finish(
             std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
         }),
     };
+    let defaults = PasswordPolicySettings::default();
+    let password_policy = PasswordPolicySettings {
+        min_length: layer.policy_min_length.unwrap_or(defaults.min_length),
+        max_length: layer.policy_max_length.unwrap_or(defaults.max_length),
+        min_strength: layer.policy_min_strength.unwrap_or(defaults.min_strength),
+        forbid_numeric: layer
+            .policy_forbid_numeric
+            .unwrap_or(defaults.forbid_numeric),
+        max_similarity: layer
+            .policy_max_similarity
+            .unwrap_or(defaults.max_similarity),
+        min_words: layer.policy_min_words.unwrap_or(defaults.min_words),
+        common_passwords_file: layer.common_passwords_file,
+        breached_passwords_file: layer.breached_passwords_file,
+    };
+    // Each value was checked where it was read; this catches combinations (a maximum below
+    // the minimum) with the library's own rule, so the two can never disagree.
+    password_policy
+        .rules()
+        .validate_settings()
+        .map_err(|e| invalid("password_policy", &e.to_string()))?;
+    let smtp = match (layer.smtp, layer.smtp_password) {
+        (smtp, None) => smtp,
+        (Some(url), Some(SmtpPassword(password))) => Some(
+            url.with_password(password)
+                .map_err(|e| invalid("PALISADE_SMTP_PASSWORD", &mail_reason(e)))?,
+        ),
+        // A password with nowhere to go means the operator believes mail goes through a
+        // server while it lands in the outbox: say so rather than ignore it.
+        (None, Some(_)) => {
+            return Err(invalid(
+                "PALISADE_SMTP_PASSWORD",
+                "is set, but no SMTP server is configured (smtp in palisade.toml, \
+                 PALISADE_SMTP or --smtp)",
+            ));
+        }
+    };
+    let mail = MailSettings {
+        smtp,
+        from: layer.mail_from.unwrap_or_else(mail::default_from),
+    };
     Ok(Config {
         data_dir,
         config_file,
@@ -386,6 +627,8 @@ fn finish(
         limits,
         session,
         password,
+        password_policy,
+        mail,
         test_routes,
     })
 }
@@ -439,8 +682,51 @@ fn read_file(path: &Path) -> Result<Layer, ConfigError> {
             .sessions
             .map(|v| parse_url(&key("sessions"), v, true))
             .transpose()?,
+        smtp: parsed
+            .smtp
+            .map(|v| parse_smtp(&key("smtp"), &v))
+            .transpose()?,
+        mail_from: parsed
+            .mail_from
+            .map(|v| parse_mailbox(&key("mail_from"), &v))
+            .transpose()?,
         ..Layer::default()
     };
+    if let Some(policy) = parsed.password_policy {
+        let name = |field: &str| key(&format!("password_policy.{field}"));
+        // A relative list path is taken from the file's folder, not the working directory,
+        // so `serve` and an admin command run from elsewhere read the same list.
+        let base = path.parent().unwrap_or_else(|| Path::new(""));
+        layer.policy_min_length = policy
+            .min_length
+            .map(|v| min_length(&name("min_length"), v))
+            .transpose()?;
+        layer.policy_max_length = policy
+            .max_length
+            .map(|v| max_length(&name("max_length"), v))
+            .transpose()?;
+        layer.policy_min_strength = policy
+            .min_strength
+            .map(|v| min_strength(&name("min_strength"), v))
+            .transpose()?;
+        layer.policy_forbid_numeric = policy.forbid_numeric;
+        layer.policy_max_similarity = policy
+            .max_similarity
+            .map(|v| similarity_value(&name("max_similarity"), &v))
+            .transpose()?;
+        layer.policy_min_words = policy
+            .min_words
+            .map(|v| min_words(&name("min_words"), v))
+            .transpose()?;
+        layer.common_passwords_file = policy
+            .common_passwords_file
+            .map(|v| list_path(&name("common_passwords_file"), &v).map(|p| base.join(p)))
+            .transpose()?;
+        layer.breached_passwords_file = policy
+            .breached_passwords_file
+            .map(|v| list_path(&name("breached_passwords_file"), &v).map(|p| base.join(p)))
+            .transpose()?;
+    }
     if let Some(limits) = parsed.limits {
         layer.body_bytes = limits
             .body_bytes
@@ -540,6 +826,34 @@ fn env_layer(env: &BTreeMap<String, String>) -> Result<Layer, ConfigError> {
         .transpose()?;
     let name = "PALISADE_HASH_WORKERS";
     layer.hash_workers = num(name)?.map(|v| workers(name, v)).transpose()?;
+    let name = "PALISADE_PASSWORD_MIN_LENGTH";
+    layer.policy_min_length = num(name)?.map(|v| min_length(name, v)).transpose()?;
+    let name = "PALISADE_PASSWORD_MAX_LENGTH";
+    layer.policy_max_length = num(name)?.map(|v| max_length(name, v)).transpose()?;
+    let name = "PALISADE_PASSWORD_MIN_STRENGTH";
+    layer.policy_min_strength = num(name)?.map(|v| min_strength(name, v)).transpose()?;
+    layer.policy_forbid_numeric = get("PALISADE_PASSWORD_FORBID_NUMERIC")
+        .map(|(n, v)| parse_bool(n, v))
+        .transpose()?;
+    layer.policy_max_similarity = get("PALISADE_PASSWORD_MAX_SIMILARITY")
+        .map(|(n, v)| parse_similarity(n, v))
+        .transpose()?;
+    let name = "PALISADE_PASSWORD_MIN_WORDS";
+    layer.policy_min_words = num(name)?.map(|v| min_words(name, v)).transpose()?;
+    layer.common_passwords_file = get("PALISADE_COMMON_PASSWORDS_FILE")
+        .map(|(n, v)| list_path(n, v))
+        .transpose()?;
+    layer.breached_passwords_file = get("PALISADE_BREACHED_PASSWORDS_FILE")
+        .map(|(n, v)| list_path(n, v))
+        .transpose()?;
+    layer.smtp = get("PALISADE_SMTP")
+        .map(|(n, v)| parse_smtp(n, v))
+        .transpose()?;
+    // Taken as it is (no trimming): a password may start or end with a space.
+    layer.smtp_password = get("PALISADE_SMTP_PASSWORD").map(|(_, v)| SmtpPassword(v.clone()));
+    layer.mail_from = get("PALISADE_MAIL_FROM")
+        .map(|(n, v)| parse_mailbox(n, v))
+        .transpose()?;
     Ok(layer)
 }
 
@@ -569,6 +883,11 @@ fn flag_layer(flags: &Flags) -> Result<Layer, ConfigError> {
             .sessions
             .clone()
             .map(|v| parse_url("--sessions", v, true))
+            .transpose()?,
+        smtp: flags
+            .smtp
+            .as_deref()
+            .map(|v| parse_smtp("--smtp", v))
             .transpose()?,
         ..Layer::default()
     })
@@ -646,6 +965,127 @@ fn parse_url(source: &str, v: String, sessions: bool) -> Result<SecretUrl, Confi
             source,
             &format!("{url} is not a supported URL (expected {expected})"),
         ))
+    }
+}
+
+/// The SMTP URL's own parser; its messages never quote the URL, which may hold a password.
+fn parse_smtp(source: &str, v: &str) -> Result<SmtpUrl, ConfigError> {
+    SmtpUrl::parse(v).map_err(|e| invalid(source, &mail_reason(e)))
+}
+
+/// The reason without the "SMTP URL:" prefix, since the source name already says which
+/// setting it is.
+fn mail_reason(e: MailConfigError) -> String {
+    match e {
+        MailConfigError::SmtpUrl(reason) => reason,
+        other => other.to_string(),
+    }
+}
+
+fn parse_mailbox(source: &str, v: &str) -> Result<Mailbox, ConfigError> {
+    let v = v.trim();
+    // lettre encodes a display name for the header, but a control character in it is
+    // refused here, at load, rather than when the mailer starts.
+    if v.chars().any(char::is_control) {
+        return Err(invalid(source, "contains a control character"));
+    }
+    v.parse::<Mailbox>().map_err(|e| {
+        invalid(
+            source,
+            &format!("{v:?} is not a mailbox such as \"Palisade <palisade@example.com>\" ({e})"),
+        )
+    })
+}
+
+fn min_length(source: &str, v: u64) -> Result<usize, ConfigError> {
+    match usize::try_from(v) {
+        Ok(n) if n <= MAX_PASSWORD_BYTES => Ok(n),
+        _ => Err(invalid(
+            source,
+            &format!("must be at most {MAX_PASSWORD_BYTES} (0 turns the rule off)"),
+        )),
+    }
+}
+
+fn max_length(source: &str, v: u64) -> Result<usize, ConfigError> {
+    match usize::try_from(v) {
+        Ok(n) if (1..=MAX_PASSWORD_BYTES).contains(&n) => Ok(n),
+        _ => Err(invalid(
+            source,
+            &format!("must be between 1 and {MAX_PASSWORD_BYTES} bytes"),
+        )),
+    }
+}
+
+fn min_strength(source: &str, v: u64) -> Result<u8, ConfigError> {
+    match u8::try_from(v) {
+        Ok(n) if n <= 4 => Ok(n),
+        _ => Err(invalid(source, "must be a zxcvbn score from 0 (off) to 4")),
+    }
+}
+
+fn min_words(source: &str, v: u64) -> Result<usize, ConfigError> {
+    // A word takes at least two bytes with its separator: more could never fit.
+    match usize::try_from(v) {
+        Ok(n) if n <= MAX_PASSWORD_BYTES / 2 => Ok(n),
+        _ => Err(invalid(
+            source,
+            &format!(
+                "must be at most {} (0 turns the rule off)",
+                MAX_PASSWORD_BYTES / 2
+            ),
+        )),
+    }
+}
+
+fn similarity(source: &str, v: f64) -> Result<Option<f64>, ConfigError> {
+    if v.is_finite() && v >= MIN_MAX_SIMILARITY {
+        Ok(Some(v))
+    } else {
+        Err(invalid(
+            source,
+            &format!(
+                "must be a number of at least {MIN_MAX_SIMILARITY} (lower would call every \
+                 password similar), or off"
+            ),
+        ))
+    }
+}
+
+/// A number, or `off` / `false` / `none` to turn the similarity rule off.
+fn parse_similarity(source: &str, v: &str) -> Result<Option<f64>, ConfigError> {
+    let text = v.trim();
+    if matches!(
+        text.to_ascii_lowercase().as_str(),
+        "off" | "false" | "none" | "disabled"
+    ) {
+        return Ok(None);
+    }
+    let number = text
+        .parse::<f64>()
+        .map_err(|_| invalid(source, &format!("{v:?} is not a number or off")))?;
+    similarity(source, number)
+}
+
+fn similarity_value(source: &str, v: &toml::Value) -> Result<Option<f64>, ConfigError> {
+    match v {
+        toml::Value::Float(f) => similarity(source, *f),
+        // `max_similarity = 1` is a number too; any rounding of a huge one is harmless.
+        toml::Value::Integer(i) => similarity(source, *i as f64),
+        toml::Value::Boolean(false) => Ok(None),
+        toml::Value::String(s) => parse_similarity(source, s),
+        _ => Err(invalid(
+            source,
+            "must be a number (0.7 is Django's default) or false to turn the rule off",
+        )),
+    }
+}
+
+fn list_path(source: &str, v: &str) -> Result<PathBuf, ConfigError> {
+    if v.trim().is_empty() {
+        Err(invalid(source, "is empty"))
+    } else {
+        Ok(PathBuf::from(v))
     }
 }
 
@@ -918,6 +1358,274 @@ mod tests {
         };
         let err = Config::load(&sources(&[], flags)).unwrap_err().to_string();
         assert_eq!(err, "/nonexistent/palisade.toml: No such file or directory");
+    }
+
+    #[test]
+    fn policy_and_mail_defaults() {
+        let c = Config::load(&sources(&[], Flags::default())).unwrap();
+        assert_eq!(c.password_policy, PasswordPolicySettings::default());
+        let built = c.password_policy.build().unwrap();
+        let library = PasswordPolicy::default();
+        assert_eq!(built.min_length, library.min_length);
+        assert_eq!(built.max_length, library.max_length);
+        assert_eq!(built.min_strength, library.min_strength);
+        assert_eq!(built.max_similarity, library.max_similarity);
+        assert!(built.common_passwords.is_none() && built.breached.is_none());
+        assert!(c.mail.smtp.is_none());
+        assert_eq!(c.mail.from.to_string(), mail::DEFAULT_FROM);
+        let mail = c.mail_config();
+        assert_eq!(
+            mail.transport,
+            mail::MailTransport::Outbox {
+                dir: c.data_dir.join("outbox")
+            }
+        );
+    }
+
+    #[test]
+    fn policy_from_file_then_env() {
+        let (dir, flags) = with_file(
+            "[password_policy]\nmin_length = 16\nmax_length = 200\nmin_strength = 4\n\
+             forbid_numeric = false\nmax_similarity = false\nmin_words = 2\n\
+             common_passwords_file = \"lists/common.txt\"\n\
+             breached_passwords_file = \"/srv/pwned.txt\"\n",
+        );
+        let c = Config::load(&sources(&[], flags.clone())).unwrap();
+        let p = &c.password_policy;
+        assert_eq!(
+            (p.min_length, p.max_length, p.min_strength, p.min_words),
+            (16, 200, 4, 2)
+        );
+        assert!(!p.forbid_numeric);
+        assert_eq!(p.max_similarity, None);
+        assert_eq!(
+            p.common_passwords_file.as_deref(),
+            Some(dir.path().join("lists/common.txt").as_path()),
+            "a relative list path is taken from the configuration file's folder"
+        );
+        assert_eq!(
+            p.breached_passwords_file.as_deref(),
+            Some(Path::new("/srv/pwned.txt"))
+        );
+
+        let env = [
+            ("PALISADE_PASSWORD_MIN_LENGTH", "12"),
+            ("PALISADE_PASSWORD_MAX_SIMILARITY", "0.5"),
+            ("PALISADE_PASSWORD_FORBID_NUMERIC", "yes"),
+            ("PALISADE_COMMON_PASSWORDS_FILE", "relative.txt"),
+        ];
+        let c = Config::load(&sources(&env, flags)).unwrap();
+        let p = &c.password_policy;
+        assert_eq!(p.min_length, 12, "environment beats the file");
+        assert_eq!(p.max_length, 200, "file value kept where env is silent");
+        assert_eq!(p.max_similarity, Some(0.5));
+        assert!(p.forbid_numeric);
+        assert_eq!(
+            p.common_passwords_file.as_deref(),
+            Some(Path::new("relative.txt"))
+        );
+
+        let env = [("PALISADE_PASSWORD_MAX_SIMILARITY", "off")];
+        let c = Config::load(&sources(&env, Flags::default())).unwrap();
+        assert_eq!(c.password_policy.max_similarity, None);
+        let (_dir, flags) = with_file("[password_policy]\nmax_similarity = 1\n");
+        let c = Config::load(&sources(&[], flags)).unwrap();
+        assert_eq!(c.password_policy.max_similarity, Some(1.0));
+    }
+
+    #[test]
+    fn bad_policy_values_name_their_source() {
+        let (_dir, flags) = with_file("[password_policy]\nmin_lenght = 16\n");
+        let err = Config::load(&sources(&[], flags)).unwrap_err().to_string();
+        assert!(
+            err.contains("min_lenght") && err.contains("line 2"),
+            "{err}"
+        );
+        assert!(!err.contains('\n'), "one line: {err:?}");
+
+        for (toml, key) in [
+            ("min_strength = 5", "password_policy.min_strength"),
+            ("max_similarity = 0.05", "password_policy.max_similarity"),
+            ("max_similarity = true", "password_policy.max_similarity"),
+            (
+                "max_similarity = \"high\"",
+                "password_policy.max_similarity",
+            ),
+            ("max_length = 0", "password_policy.max_length"),
+            ("max_length = 5000", "password_policy.max_length"),
+            (
+                "common_passwords_file = \"\"",
+                "password_policy.common_passwords_file",
+            ),
+        ] {
+            let (_dir, flags) = with_file(&format!("[password_policy]\n{toml}\n"));
+            let err = Config::load(&sources(&[], flags)).unwrap_err().to_string();
+            assert!(err.contains(key), "{toml}: {err}");
+            assert!(!err.contains('\n'), "one line: {err:?}");
+        }
+
+        let (_dir, flags) = with_file("[password_policy]\nmin_length = 20\nmax_length = 12\n");
+        let err = Config::load(&sources(&[], flags)).unwrap_err().to_string();
+        assert!(err.starts_with("password_policy:"), "{err}");
+        assert!(err.contains("max_length"), "{err}");
+
+        let env = [("PALISADE_PASSWORD_MIN_STRENGTH", "9")];
+        let err = Config::load(&sources(&env, Flags::default()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("PALISADE_PASSWORD_MIN_STRENGTH:"), "{err}");
+        let env = [("PALISADE_PASSWORD_MAX_SIMILARITY", "NaN")];
+        let err = Config::load(&sources(&env, Flags::default()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("PALISADE_PASSWORD_MAX_SIMILARITY:"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn policy_lists_are_loaded_by_build_with_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let common = dir.path().join("common.txt");
+        std::fs::write(&common, "\u{feff}Hunter2-Summer\n\nzebra-quantum-88\r\n").unwrap();
+        let settings = PasswordPolicySettings {
+            common_passwords_file: Some(common.clone()),
+            ..PasswordPolicySettings::default()
+        };
+        let policy = settings.build().unwrap();
+        assert_eq!(policy.common_passwords.as_ref().map(|l| l.len()), Some(2));
+
+        std::fs::write(&common, b"fine\n\xff\xfe\n").unwrap();
+        let err = settings.build().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!("{}: line 2 is not valid UTF-8", common.display())
+        );
+
+        let missing = dir.path().join("nope.txt");
+        let settings = PasswordPolicySettings {
+            common_passwords_file: Some(missing.clone()),
+            ..PasswordPolicySettings::default()
+        };
+        let err = settings.build().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "{}: cannot read the common-password list: No such file or directory",
+                missing.display()
+            )
+        );
+
+        let settings = PasswordPolicySettings {
+            breached_passwords_file: Some(missing.clone()),
+            ..PasswordPolicySettings::default()
+        };
+        let err = settings.build().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "{}: cannot open the breached-password file: No such file or directory",
+                missing.display()
+            )
+        );
+        // A list of passwords where the hash file belongs: refused at start-up, named.
+        let wrong = dir.path().join("wrong.txt");
+        std::fs::write(&wrong, "password\n123456\n").unwrap();
+        let settings = PasswordPolicySettings {
+            breached_passwords_file: Some(wrong.clone()),
+            ..PasswordPolicySettings::default()
+        };
+        let err = settings.build().unwrap_err().to_string();
+        assert!(err.contains(&wrong.display().to_string()), "{err}");
+        assert!(!err.contains('\n'), "one line: {err:?}");
+    }
+
+    #[test]
+    fn smtp_layers_and_secrecy() {
+        let (_dir, flags) = with_file(
+            "smtp = \"smtps://file:filepw@mail.example.com\"\n\
+             mail_from = \"Example Accounts <accounts@example.com>\"\n",
+        );
+        let c = Config::load(&sources(&[], flags.clone())).unwrap();
+        let smtp = c.mail.smtp.as_ref().unwrap();
+        assert_eq!(smtp.host(), "mail.example.com");
+        assert_eq!(smtp.port(), 465);
+        assert_eq!(c.mail.from.email.to_string(), "accounts@example.com");
+        assert!(!format!("{c:?}").contains("filepw"), "{c:?}");
+
+        let env = [
+            ("PALISADE_SMTP", "smtp://envuser@relay.example.com"),
+            ("PALISADE_SMTP_PASSWORD", "p4ss word"),
+        ];
+        let c = Config::load(&sources(&env, flags.clone())).unwrap();
+        let smtp = c.mail.smtp.as_ref().unwrap();
+        assert_eq!(smtp.user(), Some("envuser"), "environment beats the file");
+        assert_eq!(smtp.port(), 587);
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("p4ss"), "{debug}");
+        assert!(
+            debug.contains("smtp://envuser:***@relay.example.com:587"),
+            "{debug}"
+        );
+
+        let mut flags = flags;
+        flags.smtp = Some("smtp://flaguser@flag.example.com:2525".into());
+        let c = Config::load(&sources(&env, flags)).unwrap();
+        let smtp = c.mail.smtp.as_ref().unwrap();
+        assert_eq!(
+            smtp.to_string(),
+            "smtp://flaguser:***@flag.example.com:2525",
+            "the flag beats the environment, and the password still applies"
+        );
+        assert!(matches!(
+            c.mail_config().transport,
+            mail::MailTransport::Smtp(_)
+        ));
+    }
+
+    #[test]
+    fn bad_mail_settings_are_refused_without_the_password() {
+        let flags = Flags {
+            smtp: Some("http://user:hunter2@mail.example.com".into()),
+            ..Flags::default()
+        };
+        let err = Config::load(&sources(&[], flags)).unwrap_err().to_string();
+        assert!(err.starts_with("--smtp:"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+
+        let env = [("PALISADE_SMTP_PASSWORD", "hunter2")];
+        let err = Config::load(&sources(&env, Flags::default()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("PALISADE_SMTP_PASSWORD:"), "{err}");
+        assert!(err.contains("no SMTP server"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+
+        // A password for a URL without a user name, or without TLS, has nowhere safe to go.
+        for url in ["smtp://mail.example.com", "smtp://127.0.0.1:25?tls=none"] {
+            let env = [
+                ("PALISADE_SMTP", url),
+                ("PALISADE_SMTP_PASSWORD", "hunter2"),
+            ];
+            let err = Config::load(&sources(&env, Flags::default()))
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with("PALISADE_SMTP_PASSWORD:"), "{url}: {err}");
+            assert!(!err.contains("hunter2"), "{err}");
+        }
+
+        let env = [("PALISADE_MAIL_FROM", "not a mailbox")];
+        let err = Config::load(&sources(&env, Flags::default()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("PALISADE_MAIL_FROM:"), "{err}");
+        let (_dir, flags) = with_file("mail_from = \"Evil\\r\\nBcc: x <a@example.com>\"\n");
+        let err = Config::load(&sources(&[], flags)).unwrap_err().to_string();
+        assert!(
+            err.contains("mail_from") && err.contains("control"),
+            "{err}"
+        );
     }
 
     #[test]

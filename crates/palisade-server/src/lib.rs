@@ -9,7 +9,8 @@
 //! the socket) synchronously and returns a bound server whose [`Server::url`] is known; then
 //! [`Server::serve`] runs until the shutdown future resolves and the in-flight requests have
 //! finished (bounded by the request timeout). The `palisade serve` command prints the URL
-//! between the two.
+//! between the two, after [`Server::prepare`] (database, mailer) so that their failures are
+//! start-up errors too.
 //!
 //! The middleware order is fixed in [`app::router`]: tracing outermost (so refusals are logged
 //! too), then the edge layer (client address behind trusted proxies, the Host allow-list, the
@@ -23,7 +24,16 @@
 //! rate limits that cannot be turned into a lockout); each module's documentation gives its
 //! design.
 //!
-//! Secrets (database and session-store URLs, later keys) are typed so their `Debug` and
+//! Two services are built once at start-up and reached through [`AppState`]: the password
+//! policy ([`AppState::password_policy`]), whose settings come from the `[password_policy]`
+//! section and whose word lists (common passwords, a Have I Been Pwned file) are read by
+//! [`Server::bind`], so a missing file is a start-up error; and the [`mail`] transport
+//! ([`AppState::mailer`]), started by [`Server::prepare`]: the `DATA_DIR/outbox/` folder, or
+//! SMTP with `--smtp`. Mail that cannot be delivered is recorded in the audit log
+//! (`mail.failed`) by a task fed from the mailer's failure hook; on shutdown the mailer is
+//! drained after the HTTP requests and before the database closes.
+//!
+//! Secrets (database, session-store and SMTP URLs, later keys) are typed so their `Debug` and
 //! `Display` never show them; nothing here logs headers, query strings or bodies.
 
 pub mod accounts;

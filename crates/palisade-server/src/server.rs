@@ -1,5 +1,10 @@
 //! The process around the application: the data directory, binding, serving over TLS or
 //! plain HTTP with hyper's limits set, logging, and graceful shutdown.
+//!
+//! Shutdown runs in dependency order: stop accepting and drain the HTTP requests, then let
+//! the mailer deliver what those requests queued (bounded by the same grace), then write the
+//! audit records of mail that could not be delivered, and only then close the database,
+//! which those records need.
 
 use std::future::Future;
 use std::io::IsTerminal;
@@ -12,13 +17,17 @@ use std::time::Duration;
 use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
 use rustls::ServerConfig;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 
-use palisade_core::SessionStore as _;
+use palisade_core::password_policy::PasswordPolicy;
+use palisade_core::{AuditEvent, AuditLog as _, SessionStore as _};
 use palisade_store::SqliteStore;
 
 use crate::app::{self, AppState};
 use crate::config::Config;
 use crate::error::ServerError;
+use crate::mail::{FailureHook, MailFailure, Mailer};
 use crate::tls;
 
 /// How long a connection may take to complete its TLS handshake or first request; a client
@@ -100,7 +109,150 @@ pub struct Server {
     local_addr: SocketAddr,
     tls: Option<Arc<ServerConfig>>,
     csrf_key: crate::auth::ServerKey,
-    store: Option<SqliteStore>,
+    password_policy: PasswordPolicy,
+    services: Option<Services>,
+}
+
+/// What [`Server::prepare`] starts: the application state (database, mailer, …) and the
+/// task that writes undelivered mail to the audit log.
+#[derive(Debug)]
+struct Services {
+    state: AppState,
+    mail_audit: MailAudit,
+}
+
+/// Mail failures waiting for their audit record. Bounded so a mail server that is down
+/// during a flood of sign-ups cannot grow memory without limit; past it a failure is still
+/// in the mailer's log, only its audit record is lost (and that loss is logged).
+const MAIL_AUDIT_QUEUE: usize = 1024;
+
+#[derive(Debug)]
+enum MailAuditJob {
+    Record(MailFailure),
+    /// Answered once every job queued before it is done: shutdown waits on it so no record
+    /// is lost to the database closing.
+    Flush(oneshot::Sender<()>),
+}
+
+/// The mailer's failure hook feeds a queue; one task drains it into the audit log. A queue
+/// rather than a task spawned per failure: records keep their order, the backlog is
+/// bounded, and shutdown can wait for the backlog with one `Flush`.
+#[derive(Debug)]
+struct MailAudit {
+    jobs: mpsc::Sender<MailAuditJob>,
+    task: JoinHandle<()>,
+}
+
+impl MailAudit {
+    fn start(store: SqliteStore) -> Self {
+        let (jobs, receiver) = mpsc::channel(MAIL_AUDIT_QUEUE);
+        let task = tokio::spawn(record_mail_failures(store, receiver));
+        Self { jobs, task }
+    }
+
+    /// The hook handed to the mailer. It holds only the queue's sender, never a `Mailer`
+    /// (that would keep the mailer alive after its last user). It runs on the mailer's task
+    /// or on a request's, so it must not wait: `try_send`, and a full queue is logged.
+    fn hook(&self) -> FailureHook {
+        let jobs = self.jobs.clone();
+        Arc::new(move |failure: MailFailure| {
+            if let Err(e) = jobs.try_send(MailAuditJob::Record(failure)) {
+                let (mpsc::error::TrySendError::Full(job) | mpsc::error::TrySendError::Closed(job)) =
+                    e;
+                if let MailAuditJob::Record(failure) = job {
+                    tracing::error!(
+                        message_id = %failure.message_id,
+                        to = %failure.to,
+                        reason = %failure.reason,
+                        "undelivered mail not recorded in the audit log: its queue is full \
+                         or closed"
+                    );
+                }
+            }
+        })
+    }
+
+    /// Waits (at most `limit`) until every failure reported so far is in the audit log,
+    /// then stops the task.
+    async fn finish(self, limit: Duration) {
+        let (done, flushed) = oneshot::channel();
+        let jobs = self.jobs;
+        let waited = tokio::time::timeout(limit, async move {
+            jobs.send(MailAuditJob::Flush(done)).await.ok()?;
+            flushed.await.ok()
+        })
+        .await;
+        if !matches!(waited, Ok(Some(()))) {
+            tracing::warn!("gave up waiting for the audit records of undelivered mail");
+        }
+        self.task.abort();
+    }
+
+    /// Stops the task without waiting (start-up failed; nothing can have been queued).
+    fn abort(self) {
+        self.task.abort();
+    }
+}
+
+/// The audit record of one undelivered message: the recipient as target, and why, which
+/// message and how many attempts as detail. Never the body: it carries single-use links.
+fn mail_failure_event(failure: &MailFailure) -> AuditEvent {
+    let mut event = AuditEvent::new(crate::auth::now(), "mail.failed");
+    event.actor = Some("system".to_owned());
+    event.target = Some(failure.to.clone());
+    event.detail = serde_json::json!({
+        "reason": failure.reason.as_str(),
+        "message_id": failure.message_id,
+        "subject": failure.subject,
+        "attempts": failure.attempts,
+        "error": failure.error,
+    });
+    event
+}
+
+async fn record_mail_failures(store: SqliteStore, mut jobs: mpsc::Receiver<MailAuditJob>) {
+    while let Some(job) = jobs.recv().await {
+        match job {
+            MailAuditJob::Record(failure) => {
+                match store.append(mail_failure_event(&failure)).await {
+                    Ok(record) => tracing::info!(
+                        message_id = %failure.message_id,
+                        to = %failure.to,
+                        reason = %failure.reason,
+                        audit_seq = record.seq,
+                        "undelivered mail recorded in the audit log"
+                    ),
+                    Err(e) => tracing::error!(
+                        message_id = %failure.message_id,
+                        to = %failure.to,
+                        reason = %failure.reason,
+                        error = %e,
+                        "undelivered mail could not be recorded in the audit log"
+                    ),
+                }
+            }
+            MailAuditJob::Flush(done) => {
+                let _ = done.send(());
+            }
+        }
+    }
+}
+
+/// One line describing the active policy, so an operator can see that the lists they
+/// configured were loaded.
+fn log_policy(policy: &PasswordPolicy, config: &Config) {
+    let settings = &config.password_policy;
+    tracing::info!(
+        min_length = policy.min_length,
+        max_length = policy.max_length,
+        min_strength = policy.min_strength,
+        forbid_numeric = policy.forbid_numeric,
+        max_similarity = ?policy.max_similarity,
+        min_words = policy.min_words,
+        common_passwords = policy.common_passwords.as_ref().map_or(0, |l| l.len()),
+        breached_passwords_file = ?settings.breached_passwords_file,
+        "password policy ready"
+    );
 }
 
 /// How often expired sessions are deleted from the store.
@@ -144,6 +296,10 @@ impl Server {
     /// port). Blocking file I/O; call it before or outside the async runtime's hot path.
     pub fn bind(config: Config) -> Result<Server, ServerError> {
         check_storage(&config)?;
+        // The word lists are read once, here, so a missing or malformed file is a start-up
+        // error rather than a surprise at the first password change.
+        let password_policy = config.password_policy.build()?;
+        log_policy(&password_policy, &config);
         ensure_data_dir(&config.data_dir)?;
         let csrf_key = crate::auth::load_or_create_key(&config.data_dir)?;
         let tls = if config.insecure_http {
@@ -168,26 +324,71 @@ impl Server {
             local_addr,
             tls,
             csrf_key,
-            store: None,
+            password_policy,
+            services: None,
         })
     }
 
-    /// Opens the database and applies pending migrations. Call it before announcing the
-    /// address so a broken database is reported as a start-up error; [`Server::serve`] calls
-    /// it itself if it has not been called.
-    pub async fn open_store(&mut self) -> Result<(), ServerError> {
-        if self.store.is_some() {
+    /// Opens the database, applies pending migrations, starts the mailer (creating the
+    /// outbox, or preparing the SMTP client) and builds the application state. Call it
+    /// before announcing the address so a broken database or mail set-up is reported as a
+    /// start-up error; [`Server::serve`] calls it itself if it has not been called. Must run
+    /// inside a Tokio runtime.
+    pub async fn prepare(&mut self) -> Result<(), ServerError> {
+        if self.services.is_some() {
             return Ok(());
         }
         let store = SqliteStore::open(self.config.database.expose())
             .await
             .map_err(|e| ServerError::Database(format!("opening the database: {e}")))?;
-        store
-            .migrate()
-            .await
-            .map_err(|e| ServerError::Database(format!("migrating the database: {e}")))?;
-        self.store = Some(store);
+        if let Err(e) = store.migrate().await {
+            store.close().await;
+            return Err(ServerError::Database(format!(
+                "migrating the database: {e}"
+            )));
+        }
+        let mail_audit = MailAudit::start(store.clone());
+        // Mailer::start logs the transport it uses: the redacted SMTP URL or the outbox path.
+        let mailer = match Mailer::start(self.config.mail_config(), mail_audit.hook()) {
+            Ok(mailer) => mailer,
+            Err(e) => {
+                mail_audit.abort();
+                store.close().await;
+                return Err(ServerError::Io {
+                    what: "mail transport".to_owned(),
+                    reason: e.to_string(),
+                });
+            }
+        };
+        let state = match AppState::new(
+            self.config.clone(),
+            store.clone(),
+            self.csrf_key.clone(),
+            self.password_policy.clone(),
+            mailer.clone(),
+        ) {
+            Ok(state) => state,
+            Err(e) => {
+                mailer.shutdown(Duration::ZERO).await;
+                mail_audit.abort();
+                store.close().await;
+                return Err(e);
+            }
+        };
+        self.services = Some(Services { state, mail_audit });
         Ok(())
+    }
+
+    /// The same as [`Server::prepare`]: the database is opened together with what depends
+    /// on it (the mail failure audit, the application state).
+    pub async fn open_store(&mut self) -> Result<(), ServerError> {
+        self.prepare().await
+    }
+
+    /// The application state once [`Server::prepare`] has run: what the request handlers
+    /// see (store, mailer, password policy…), for callers and tests that act as a handler.
+    pub fn state(&self) -> Option<&AppState> {
+        self.services.as_ref().map(|s| &s.state)
     }
 
     /// The address actually bound (the real port when 0 was asked for).
@@ -205,17 +406,20 @@ impl Server {
     }
 
     /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests
-    /// finish for at most the request timeout, and returns. Must run inside a Tokio runtime.
+    /// finish for at most the request timeout, gives queued mail the same time to be
+    /// delivered (what is left is reported and audited), closes the database and returns.
+    /// Must run inside a Tokio runtime.
     pub async fn serve(
         mut self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
-        self.open_store().await?;
-        let store = self
-            .store
-            .clone()
+        self.prepare().await?;
+        let Services { state, mail_audit } = self
+            .services
+            .take()
             .ok_or_else(|| ServerError::Database("the database is not open".into()))?;
-        let state = AppState::new(self.config.clone(), store.clone(), self.csrf_key.clone())?;
+        let store = state.store().clone();
+        let mailer = state.mailer().clone();
         let app = app::router(state).into_make_service_with_connect_info::<SocketAddr>();
         let limits = self.config.limits.clone();
         // No request may legitimately outlive the request timeout, so that bounds the drain.
@@ -252,29 +456,40 @@ impl Server {
         });
 
         let url = self.url();
-        let result = match self.tls {
-            Some(tls) => {
-                let acceptor =
-                    axum_server::tls_rustls::RustlsAcceptor::new(RustlsConfig::from_config(tls))
-                        .handshake_timeout(HANDSHAKE_TIMEOUT);
-                let server = axum_server::from_tcp(self.listener)
-                    .map_err(|e| ServerError::io("listening socket", &e))?
-                    .acceptor(acceptor);
-                tracing::info!(%url, "serving over TLS");
-                run!(server, handle, &limits, app)
+        // Served in an inner block so that a failure (the socket refused by axum-server) still
+        // goes through the shutdown below: the mailer flushed and the database closed.
+        let result: Result<(), ServerError> = async {
+            match self.tls {
+                Some(tls) => {
+                    let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(
+                        RustlsConfig::from_config(tls),
+                    )
+                    .handshake_timeout(HANDSHAKE_TIMEOUT);
+                    let server = axum_server::from_tcp(self.listener)
+                        .map_err(|e| ServerError::io("listening socket", &e))?
+                        .acceptor(acceptor);
+                    tracing::info!(%url, "serving over TLS");
+                    run!(server, handle, &limits, app)
+                }
+                None => {
+                    let server = axum_server::from_tcp(self.listener)
+                        .map_err(|e| ServerError::io("listening socket", &e))?;
+                    tracing::info!(%url, "serving plain HTTP (expecting a TLS-terminating proxy)");
+                    run!(server, handle, &limits, app)
+                }
             }
-            None => {
-                let server = axum_server::from_tcp(self.listener)
-                    .map_err(|e| ServerError::io("listening socket", &e))?;
-                tracing::info!(%url, "serving plain HTTP (expecting a TLS-terminating proxy)");
-                run!(server, handle, &limits, app)
-            }
-        };
-        // In-flight requests have finished (or the grace period ran out): now the database
-        // can be closed, which checkpoints the WAL.
+            .map_err(|e| ServerError::io("serving", &e))
+        }
+        .await;
+        // In-flight requests have finished (or the grace period ran out), so no new mail can
+        // be queued. The mailer gets the same grace to deliver what the requests queued, and
+        // reports the rest; their audit records are written while the database is still
+        // open; then the database is closed, which checkpoints the WAL.
         sweeper.abort();
+        mailer.shutdown(grace).await;
+        mail_audit.finish(grace).await;
         store.close().await;
-        result.map_err(|e| ServerError::io("serving", &e))?;
+        result?;
         tracing::info!("stopped");
         Ok(())
     }

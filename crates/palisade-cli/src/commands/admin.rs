@@ -1,6 +1,8 @@
 //! What every administration command shares: resolving the configuration exactly as `serve`
-//! does, opening and migrating the database, the audit trail of what the command did, and
-//! the small formats (ISO 8601 times, passwords from standard input or the terminal).
+//! does, opening and migrating the database, the audit trail of what the command did, the
+//! password policy as configured (the same `[password_policy]` settings and word lists the
+//! server applies), and the small formats (ISO 8601 times, passwords from standard input or
+//! the terminal).
 //!
 //! Admin commands are short-lived and sequential, so one current-thread Tokio runtime drives
 //! the async store; nothing here needs the server's multi-threaded runtime.
@@ -11,6 +13,7 @@ use std::io::{BufRead, IsTerminal, Read};
 use palisade_core::password_policy::PasswordPolicy;
 use palisade_core::{AuditEvent, AuditLog, StoreError, Timestamp, User, UserStore, Username};
 use palisade_crypto::password::Argon2Params;
+use palisade_server::config::MAX_PASSWORD_BYTES;
 use palisade_server::{Config, Flags, Sources};
 use palisade_store::SqliteStore;
 
@@ -92,6 +95,17 @@ impl Admin {
             iterations: self.config.password.argon2_iterations,
             parallelism: self.config.password.argon2_parallelism,
         }
+    }
+
+    /// The configured password policy, its word lists loaded: the same settings `serve`
+    /// uses, so a password the command line accepts is one the server would accept. Built
+    /// only by the commands that set a password (reading a breach corpus is not free), and
+    /// before the password is asked for, so a broken list fails before anyone types.
+    pub fn password_policy(&self) -> CliResult<PasswordPolicy> {
+        self.config
+            .password_policy
+            .build()
+            .map_err(|e| CliError::usage(e.to_string()))
     }
 
     /// The user called `name` (case-insensitively), or exit 2 "no user named NAME".
@@ -223,9 +237,10 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// Longest password line read from standard input: the policy's byte limit plus a line
-/// ending, plus one so an over-limit password is seen as such rather than cut to fit.
-const PASSWORD_READ_LIMIT: u64 = 4096 + 3;
+/// Longest password line read from standard input: the highest byte limit the policy can be
+/// configured with, plus a line ending, plus one so an over-limit password is seen as such
+/// rather than cut to fit.
+const PASSWORD_READ_LIMIT: u64 = MAX_PASSWORD_BYTES as u64 + 3;
 
 /// The new password: the first line of standard input (line ending stripped) with
 /// `--password-stdin`, else typed twice at the terminal.
@@ -261,14 +276,24 @@ pub fn read_new_password(from_stdin: bool) -> CliResult<String> {
     Ok(first)
 }
 
-/// Applies the password policy; every violation on one line.
-pub fn check_policy(password: &str, user_inputs: &[&str]) -> CliResult<()> {
-    PasswordPolicy::default()
-        .check(password, user_inputs)
-        .map_err(|violations| {
-            let reasons: Vec<String> = violations.iter().map(ToString::to_string).collect();
-            CliError::usage(format!("password refused: {}", reasons.join(" ")))
-        })
+/// Applies the password policy. Every violation is reported, each a whole sentence, on the
+/// one line of standard error the command-line contract allows a failure (exit 2). A
+/// breached-password lookup that could not be done is a warning, not a refusal: the policy
+/// fails open on it (see `palisade_core::password_policy`), but the operator must know the
+/// file is broken.
+pub fn check_policy(
+    policy: &PasswordPolicy,
+    password: &str,
+    user_inputs: &[&str],
+) -> CliResult<()> {
+    let outcome = policy.evaluate(password, user_inputs);
+    if let Some(e) = &outcome.breach_check_error {
+        eprintln!("palisade: warning: {e}");
+    }
+    outcome.into_result().map_err(|violations| {
+        let reasons: Vec<String> = violations.iter().map(ToString::to_string).collect();
+        CliError::usage(format!("password refused: {}", reasons.join(" ")))
+    })
 }
 
 #[cfg(test)]

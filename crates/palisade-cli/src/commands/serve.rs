@@ -17,6 +17,7 @@ pub fn run(global: GlobalOpts, args: ServeArgs) -> CliResult<u8> {
         listen: args.listen,
         insecure_http: args.insecure_http,
         trusted_proxies: args.trusted_proxies,
+        smtp: args.smtp,
     };
     // Configuration errors are reported before logging starts, so they are the one line on
     // standard error that the contract asks for.
@@ -34,9 +35,10 @@ pub fn run(global: GlobalOpts, args: ServeArgs) -> CliResult<u8> {
             // server gracefully, not kill it with the default action.
             let shutdown = palisade_server::shutdown_signal()?;
             let mut server = Server::bind(config)?;
-            // Open and migrate the database before announcing, so a broken one is a
-            // start-up error rather than a failure after "listening on".
-            server.open_store().await?;
+            // Open and migrate the database and start the mailer before announcing, so a
+            // broken database or mail set-up is a start-up error rather than a failure after
+            // "listening on".
+            server.prepare().await?;
             announce(&server.url());
             server.serve(shutdown).await
         })

@@ -57,8 +57,9 @@ fn create(
     {
         return Err(taken());
     }
+    let policy = admin.password_policy()?;
     let password = read_new_password(password_stdin)?;
-    check_policy(&password, &[username.as_str(), email.as_str()])?;
+    check_policy(&policy, &password, &[username.as_str(), email.as_str()])?;
     let hash = hash_password(password.as_bytes(), &admin.argon2())
         .map_err(|e| CliError::usage(format!("hashing the password: {e}")))?;
     let mut new = NewUser::new(username, Some(email), hash, now());
@@ -166,12 +167,13 @@ fn show(admin: &Admin, name: &str, as_json: bool) -> CliResult<()> {
 
 fn set_password(admin: &Admin, name: &str, password_stdin: bool) -> CliResult<()> {
     let user = admin.find_user(name)?;
+    let policy = admin.password_policy()?;
     let password = read_new_password(password_stdin)?;
     let mut inputs = vec![user.username.as_str()];
     if let Some(email) = &user.email {
         inputs.push(email.as_str());
     }
-    check_policy(&password, &inputs)?;
+    check_policy(&policy, &password, &inputs)?;
     let hash = hash_password(password.as_bytes(), &admin.argon2())
         .map_err(|e| CliError::usage(format!("hashing the password: {e}")))?;
     admin
