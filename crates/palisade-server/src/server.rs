@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use palisade_core::password_policy::PasswordPolicy;
-use palisade_core::{AuditEvent, AuditLog as _, SessionStore as _};
+use palisade_core::{AuditEvent, AuditLog as _, SessionStore as _, TokenStore as _};
 use palisade_store::SqliteStore;
 
 use crate::app::{self, AppState};
@@ -425,8 +425,8 @@ impl Server {
         // No request may legitimately outlive the request timeout, so that bounds the drain.
         let grace = limits.request_timeout;
 
-        // Expired sessions are refused on use anyway; this only keeps the table from
-        // growing with sessions nobody comes back to.
+        // Expired sessions are refused on use anyway, and a used token's record is only
+        // needed until the token itself expires; this only keeps both tables from growing.
         let sweeper = {
             let store = store.clone();
             let timeouts = state_timeouts(&self.config);
@@ -434,11 +434,12 @@ impl Server {
                 let mut tick = tokio::time::interval(SESSION_SWEEP_INTERVAL);
                 loop {
                     tick.tick().await;
-                    if let Err(e) = store
-                        .delete_expired_sessions(crate::auth::now(), &timeouts)
-                        .await
-                    {
+                    let now = crate::auth::now();
+                    if let Err(e) = store.delete_expired_sessions(now, &timeouts).await {
                         tracing::warn!(error = %e, "deleting expired sessions failed");
+                    }
+                    if let Err(e) = store.delete_expired_tokens(now).await {
+                        tracing::warn!(error = %e, "deleting expired token records failed");
                     }
                 }
             })
