@@ -17,25 +17,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{
-    assert_code, assert_one_clear_line, clean_palisade, mode, path_str, start, stdout, tempdir,
+    assert_code, assert_one_clear_line, clean_palisade, mode, path_str, serve_cmd, start, stdout,
+    tempdir,
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 
 const CSP: &str = "default-src 'self'; script-src 'self'; object-src 'none'; \
                    base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
-
-fn serve_cmd(dir: &Path) -> Command {
-    let mut cmd = clean_palisade();
-    cmd.args([
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        path_str(dir),
-    ]);
-    cmd
-}
 
 fn ca_path(dir: &Path) -> PathBuf {
     dir.join("tls/ca.pem")

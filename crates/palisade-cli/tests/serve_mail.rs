@@ -10,26 +10,12 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{
-    Running, assert_code, assert_one_clear_line, clean_palisade, mode, path_str, run_cmd, start,
-    stderr, stdout, tempdir,
+    Running, assert_code, assert_one_clear_line, mode, run_cmd, serve_cmd, start, stderr, stdout,
+    tempdir,
 };
-
-fn serve_cmd(dir: &Path) -> Command {
-    let mut cmd = clean_palisade();
-    cmd.args([
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        path_str(dir),
-    ]);
-    cmd
-}
 
 /// Waits until the server's standard error contains `needle` (the log is read by a thread,
 /// so it can trail the `listening on` line a little).

@@ -282,3 +282,16 @@ pub fn assert_kept_without_force(dir: &Path, args: &[&str], stdin: &[u8], dest: 
     assert_code(&out, 0);
     out
 }
+
+/// `palisade serve` on a free port of 127.0.0.1 with data directory `dir`.
+pub fn serve_cmd(dir: &Path) -> Command {
+    let mut cmd = clean_palisade();
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        path_str(dir),
+    ]);
+    cmd
+}
