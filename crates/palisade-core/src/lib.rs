@@ -29,7 +29,8 @@
 //! - [`permission`]: [`Permission`] (`app.codename`).
 //! - [`session`]: [`SessionId`], [`SessionKey`], [`CsrfSecret`], [`Session`], [`SessionTimeouts`].
 //! - [`audit`]: [`AuditEvent`], [`AuditRecord`], [`verify_chain`], [`ChainVerifier`].
-//! - [`store`]: [`UserStore`], [`SessionStore`], [`AuditLog`], [`StoreError`].
+//! - [`store`]: [`UserStore`], [`SessionStore`], [`AuditLog`], [`TokenStore`], [`KeyStore`]
+//!   (shared secrets, encrypted, as [`StoredKey`]), [`StoreError`].
 //! - [`token`]: signed, time-limited activation and password-reset tokens with rotating keys.
 
 pub mod audit;
@@ -45,7 +46,8 @@ pub use audit::{AuditEvent, AuditRecord, BrokenLink, BrokenLinkKind, ChainVerifi
 pub use permission::{Permission, PermissionError};
 pub use session::{CsrfSecret, Session, SessionId, SessionIdError, SessionKey, SessionTimeouts};
 pub use store::{
-    AuditLog, AuditVerifyError, SessionStore, SessionUserStore, StoreError, TokenStore, UserStore,
+    AuditLog, AuditVerifyError, KeyStore, SessionStore, SessionUserStore, StoreError, StoredKey,
+    TokenStore, UserStore,
 };
 pub use time::Timestamp;
 pub use user::{Email, EmailError, NewUser, User, UserId, Username, UsernameError};

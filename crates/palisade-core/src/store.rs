@@ -8,6 +8,7 @@
 //! Lookups return `Ok(None)` for "no such row"; updates of a row that does not exist return
 //! [`StoreError::NotFound`], because the caller asked to change something specific.
 
+use std::fmt;
 use std::future::Future;
 
 use crate::audit::{AuditEvent, AuditRecord, BrokenLink, ChainVerifier};
@@ -61,6 +62,14 @@ pub trait UserStore: Send + Sync {
         &self,
         email: &Email,
     ) -> impl Future<Output = Result<Option<User>, StoreError>> + Send;
+
+    /// Every account whose canonical e-mail equals `email`'s, by id (empty when none has
+    /// it). A password reset mails every active account with the address, as Django does,
+    /// and registration asks whether the address is in use at all.
+    fn users_with_email(
+        &self,
+        email: &Email,
+    ) -> impl Future<Output = Result<Vec<User>, StoreError>> + Send;
 
     /// What the login form's `username` field means: an exact (canonical) username match,
     /// else a unique e-mail match. Text that is neither a valid username nor a valid address
@@ -200,6 +209,72 @@ pub trait TokenStore: Send + Sync {
         &self,
         now: Timestamp,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+}
+
+/// One secret that every node of a deployment shares (a token-signing key, later OAuth
+/// signing keys and the drop keys), as the database keeps it: encrypted under a per-record
+/// data key, which is itself encrypted under the deployment's master key (envelope
+/// encryption, done by the server). The store never sees a secret in the clear.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    /// What the key is for (`account-tokens`, …); keys of one purpose form one ring.
+    pub purpose: String,
+    /// Public key id, unique within the purpose: names the key in listings and tokens
+    /// without revealing it.
+    pub kid: String,
+    /// The data key, encrypted under the master key.
+    pub wrapped_key: String,
+    /// The secret, encrypted under the data key.
+    pub ciphertext: String,
+    pub created_at: Timestamp,
+    /// Set once the key is retired: kept as a record, never used to sign or verify again.
+    pub retired_at: Option<Timestamp>,
+}
+
+impl fmt::Debug for StoredKey {
+    // Both blobs are encrypted, but a log line has no use for them either; their lengths
+    // are enough to spot a truncated row.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredKey")
+            .field("purpose", &self.purpose)
+            .field("kid", &self.kid)
+            .field("wrapped_key_len", &self.wrapped_key.len())
+            .field("ciphertext_len", &self.ciphertext.len())
+            .field("created_at", &self.created_at)
+            .field("retired_at", &self.retired_at)
+            .finish()
+    }
+}
+
+/// Shared secrets at rest ([`StoredKey`]), grouped by purpose.
+pub trait KeyStore: Send + Sync {
+    /// Every key of `purpose`, retired ones included, newest first: by `created_at`, then
+    /// the later insertion first (two keys made within one second keep their order).
+    fn list_keys(
+        &self,
+        purpose: &str,
+    ) -> impl Future<Output = Result<Vec<StoredKey>, StoreError>> + Send;
+
+    /// Stores a new key. [`StoreError::Conflict`] if the purpose already has a key (retired
+    /// or not) with this kid.
+    fn insert_key(&self, key: StoredKey) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Stores `key` only if its purpose has no un-retired key; `Ok(true)` if it was stored.
+    /// Atomic: of nodes starting at once on one empty database, exactly one key goes in,
+    /// and every node then reads that one back.
+    fn insert_first_key(
+        &self,
+        key: StoredKey,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Marks an un-retired key retired at `at`. [`StoreError::NotFound`] if the purpose has
+    /// no such key, or it is already retired.
+    fn retire_key(
+        &self,
+        purpose: &str,
+        kid: &str,
+        at: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Failure of [`AuditLog::verify`].

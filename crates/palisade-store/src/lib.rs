@@ -1,7 +1,7 @@
 //! # palisade-store
 //!
 //! Implementations of `palisade-core`'s storage traits ([`UserStore`], [`SessionStore`],
-//! [`AuditLog`]):
+//! [`AuditLog`], [`TokenStore`], [`KeyStore`]):
 //! - [`MemoryStore`]: in-process, for unit tests of the use cases and the server.
 //! - [`SqliteStore`]: the embedded default, one SQLite file through sqlx, with its schema in
 //!   `migrations/sqlite/` compiled into the binary.
@@ -35,6 +35,7 @@ mod sqlite;
 pub use breached::{BreachedFileError, BreachedPasswordFile};
 pub use memory::MemoryStore;
 pub use palisade_core::{
-    AuditLog, SessionStore, SessionUserStore, StoreError, TokenStore, UserStore,
+    AuditLog, KeyStore, SessionStore, SessionUserStore, StoreError, StoredKey, TokenStore,
+    UserStore,
 };
 pub use sqlite::SqliteStore;

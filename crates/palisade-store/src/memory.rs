@@ -8,8 +8,9 @@ use std::sync::{Mutex, MutexGuard};
 use palisade_core::audit::AuditRecord;
 use palisade_core::token::TokenId;
 use palisade_core::{
-    AuditEvent, AuditLog, Email, NewUser, Session, SessionKey, SessionStore, SessionTimeouts,
-    SessionUserStore, StoreError, Timestamp, TokenStore, User, UserId, UserStore, Username,
+    AuditEvent, AuditLog, Email, KeyStore, NewUser, Session, SessionKey, SessionStore,
+    SessionTimeouts, SessionUserStore, StoreError, StoredKey, Timestamp, TokenStore, User, UserId,
+    UserStore, Username,
 };
 
 /// All data behind one lock. A std mutex is enough: no lock is held across an `.await`, and
@@ -28,6 +29,8 @@ struct Inner {
     audit: Vec<AuditRecord>,
     /// Used single-use tokens and when each expires.
     used_tokens: HashMap<TokenId, Timestamp>,
+    /// Shared secrets in insertion order, which breaks `created_at` ties in `list_keys`.
+    keys: Vec<StoredKey>,
 }
 
 impl MemoryStore {
@@ -122,6 +125,21 @@ impl UserStore for MemoryStore {
         })
     }
 
+    async fn users_with_email(&self, email: &Email) -> Result<Vec<User>, StoreError> {
+        // The map is keyed by id, so the matches come out in id order.
+        Ok(self
+            .lock()?
+            .users
+            .values()
+            .filter(|u| {
+                u.email
+                    .as_ref()
+                    .is_some_and(|e| e.canonical() == email.canonical())
+            })
+            .cloned()
+            .collect())
+    }
+
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
         Ok(self.lock()?.users.values().cloned().collect())
     }
@@ -174,6 +192,67 @@ impl TokenStore for MemoryStore {
         let before = inner.used_tokens.len();
         inner.used_tokens.retain(|_, expires| *expires >= now);
         Ok(u64::try_from(before.saturating_sub(inner.used_tokens.len())).unwrap_or(u64::MAX))
+    }
+}
+
+impl Inner {
+    fn has_key(&self, purpose: &str, kid: &str) -> bool {
+        self.keys
+            .iter()
+            .any(|k| k.purpose == purpose && k.kid == kid)
+    }
+}
+
+impl KeyStore for MemoryStore {
+    async fn list_keys(&self, purpose: &str) -> Result<Vec<StoredKey>, StoreError> {
+        let inner = self.lock()?;
+        // Latest insertion first, then a stable sort on time: ties keep that order.
+        let mut keys: Vec<StoredKey> = inner
+            .keys
+            .iter()
+            .rev()
+            .filter(|k| k.purpose == purpose)
+            .cloned()
+            .collect();
+        keys.sort_by_key(|k| std::cmp::Reverse(k.created_at));
+        Ok(keys)
+    }
+
+    async fn insert_key(&self, key: StoredKey) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        if inner.has_key(&key.purpose, &key.kid) {
+            return Err(StoreError::Conflict);
+        }
+        inner.keys.push(key);
+        Ok(())
+    }
+
+    async fn insert_first_key(&self, key: StoredKey) -> Result<bool, StoreError> {
+        // Test and insert under one lock: of concurrent first starts, one key goes in.
+        let mut inner = self.lock()?;
+        if inner
+            .keys
+            .iter()
+            .any(|k| k.purpose == key.purpose && k.retired_at.is_none())
+        {
+            return Ok(false);
+        }
+        if inner.has_key(&key.purpose, &key.kid) {
+            return Err(StoreError::Conflict);
+        }
+        inner.keys.push(key);
+        Ok(true)
+    }
+
+    async fn retire_key(&self, purpose: &str, kid: &str, at: Timestamp) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        let key = inner
+            .keys
+            .iter_mut()
+            .find(|k| k.purpose == purpose && k.kid == kid && k.retired_at.is_none())
+            .ok_or(StoreError::NotFound)?;
+        key.retired_at = Some(at);
+        Ok(())
     }
 }
 

@@ -19,9 +19,9 @@ use std::time::Duration;
 use palisade_core::audit::AuditRecord;
 use palisade_core::token::TokenId;
 use palisade_core::{
-    AuditEvent, AuditLog, CsrfSecret, Email, NewUser, Session, SessionKey, SessionStore,
-    SessionTimeouts, SessionUserStore, StoreError, Timestamp, TokenStore, User, UserId, UserStore,
-    Username,
+    AuditEvent, AuditLog, CsrfSecret, Email, KeyStore, NewUser, Session, SessionKey, SessionStore,
+    SessionTimeouts, SessionUserStore, StoreError, StoredKey, Timestamp, TokenStore, User, UserId,
+    UserStore, Username,
 };
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
@@ -53,6 +53,11 @@ macro_rules! user_columns {
 macro_rules! session_columns {
     () => {
         "key_hash, user_id, created_at, last_seen, ip, user_agent, csrf_secret"
+    };
+}
+macro_rules! key_columns {
+    () => {
+        "purpose, kid, wrapped_key, ciphertext, created_at, retired_at"
     };
 }
 macro_rules! audit_columns {
@@ -299,6 +304,41 @@ fn session_from_row(row: &SqliteRow) -> Result<Session, StoreError> {
     })
 }
 
+fn key_from_row(row: &SqliteRow) -> Result<StoredKey, StoreError> {
+    Ok(StoredKey {
+        purpose: row.try_get("purpose").map_err(map_err)?,
+        kid: row.try_get("kid").map_err(map_err)?,
+        wrapped_key: row.try_get("wrapped_key").map_err(map_err)?,
+        ciphertext: row.try_get("ciphertext").map_err(map_err)?,
+        created_at: Timestamp::from_unix(row.try_get("created_at").map_err(map_err)?),
+        retired_at: row
+            .try_get::<Option<i64>, _>("retired_at")
+            .map_err(map_err)?
+            .map(Timestamp::from_unix),
+    })
+}
+
+/// The one INSERT of a key row, shared by `insert_key` and `insert_first_key`.
+async fn insert_key_row<'e, E>(executor: E, key: &StoredKey) -> Result<(), StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+{
+    sqlx::query(
+        "INSERT INTO signing_keys (purpose, kid, wrapped_key, ciphertext, created_at, retired_at) \
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(key.purpose.as_str())
+    .bind(key.kid.as_str())
+    .bind(key.wrapped_key.as_str())
+    .bind(key.ciphertext.as_str())
+    .bind(key.created_at.unix())
+    .bind(key.retired_at.map(Timestamp::unix))
+    .execute(executor)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
 fn audit_from_row(row: &SqliteRow) -> Result<AuditRecord, StoreError> {
     let seq: i64 = row.try_get("seq").map_err(map_err)?;
     let detail: String = row.try_get("detail").map_err(map_err)?;
@@ -386,6 +426,19 @@ impl UserStore for SqliteStore {
         }
     }
 
+    async fn users_with_email(&self, email: &Email) -> Result<Vec<User>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE email_canonical = ? ORDER BY id"
+        ))
+        .bind(email.canonical())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(user_from_row).collect()
+    }
+
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
         let rows = sqlx::query(concat!(
             "SELECT ",
@@ -467,6 +520,65 @@ impl TokenStore for SqliteStore {
             .await
             .map_err(map_err)?;
         Ok(result.rows_affected())
+    }
+}
+
+impl KeyStore for SqliteStore {
+    async fn list_keys(&self, purpose: &str) -> Result<Vec<StoredKey>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM signing_keys WHERE purpose = ? ORDER BY created_at DESC, rowid DESC"
+        ))
+        .bind(purpose)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    async fn insert_key(&self, key: StoredKey) -> Result<(), StoreError> {
+        // The primary key (purpose, kid) turns a duplicate into a Conflict.
+        insert_key_row(&self.pool, &key).await
+    }
+
+    async fn insert_first_key(&self, key: StoredKey) -> Result<bool, StoreError> {
+        // IMMEDIATE takes the write lock before the check, so of nodes starting together on
+        // one database only the first sees "no key" (others wait on the busy timeout, then
+        // find its key and insert nothing).
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)?;
+        let active: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM signing_keys WHERE purpose = ? AND retired_at IS NULL",
+        )
+        .bind(key.purpose.as_str())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if active > 0 {
+            // Dropping `tx` rolls back the (empty) transaction.
+            return Ok(false);
+        }
+        insert_key_row(&mut *tx, &key).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+
+    async fn retire_key(&self, purpose: &str, kid: &str, at: Timestamp) -> Result<(), StoreError> {
+        let result = sqlx::query(
+            "UPDATE signing_keys SET retired_at = ? \
+             WHERE purpose = ? AND kid = ? AND retired_at IS NULL",
+        )
+        .bind(at.unix())
+        .bind(purpose)
+        .bind(kid)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        require_row(result)
     }
 }
 

@@ -16,15 +16,21 @@ use std::sync::Arc;
 use palisade_core::audit::{BrokenLinkKind, GENESIS_HASH};
 use palisade_core::token::TokenId;
 use palisade_core::{
-    AuditEvent, AuditLog, AuditVerifyError, CsrfSecret, Email, NewUser, Session, SessionId,
-    SessionStore, SessionTimeouts, SessionUserStore, StoreError, Timestamp, TokenStore, User,
-    UserId, UserStore, Username, verify_chain,
+    AuditEvent, AuditLog, AuditVerifyError, CsrfSecret, Email, KeyStore, NewUser, Session,
+    SessionId, SessionStore, SessionTimeouts, SessionUserStore, StoreError, StoredKey, Timestamp,
+    TokenStore, User, UserId, UserStore, Username, verify_chain,
 };
 use palisade_store::{MemoryStore, SqliteStore};
 use serde_json::json;
 
 trait Backend: Send + Sync + Sized + 'static {
-    type Store: UserStore + SessionStore + SessionUserStore + TokenStore + AuditLog + 'static;
+    type Store: UserStore
+        + SessionStore
+        + SessionUserStore
+        + TokenStore
+        + KeyStore
+        + AuditLog
+        + 'static;
 
     /// An empty, migrated store of its own (no state shared with other tests).
     async fn fresh() -> Self;
@@ -135,6 +141,21 @@ fn event(n: i64) -> AuditEvent {
         target: if n % 2 == 0 { Some("bob".into()) } else { None },
         detail: json!({"n": n, "ip": "192.0.2.1", "nested": {"z": [1, 2.5, null], "a": "é\"\n"}}),
     }
+}
+
+fn stored_key(purpose: &str, kid: &str, created: i64) -> StoredKey {
+    StoredKey {
+        purpose: purpose.to_owned(),
+        kid: kid.to_owned(),
+        wrapped_key: format!("wrapped-{kid}"),
+        ciphertext: format!("ciphertext-{kid}"),
+        created_at: ts(created),
+        retired_at: None,
+    }
+}
+
+fn kids(keys: &[StoredKey]) -> Vec<&str> {
+    keys.iter().map(|k| k.kid.as_str()).collect()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -257,6 +278,48 @@ mod cases {
             None
         );
         assert_eq!(s.get_by_username_or_email("").await.unwrap(), None);
+    }
+
+    pub async fn users_with_email<B: Backend>() {
+        let b = B::fresh().await;
+        let s = b.store();
+        let email = |e: &str| Email::parse(e).unwrap();
+        assert!(
+            s.users_with_email(&email("shared@example.com"))
+                .await
+                .unwrap()
+                .is_empty(),
+            "empty store"
+        );
+        let alice = add_user(&**s, "alice", Some("alice@example.com")).await;
+        let bob = add_user(&**s, "bob", Some("Shared@Example.com")).await;
+        let _nobody = add_user(&**s, "nomail", None).await;
+        let carol = add_user(&**s, "carol", Some("SHARED@example.COM")).await;
+        let _dave = add_user(&**s, "dave", Some("shared@example.org")).await;
+        let erin = add_user(&**s, "erin", Some("shared@EXAMPLE.com")).await;
+
+        assert!(
+            s.users_with_email(&email("nobody@example.com"))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            s.users_with_email(&email("ALICE@example.com"))
+                .await
+                .unwrap(),
+            vec![alice]
+        );
+        // Every holder of the address, whatever its case, in id order; inactive ones too
+        // (the caller decides who gets mail).
+        s.set_active(carol.id, false).await.unwrap();
+        let carol = s.get_by_id(carol.id).await.unwrap().unwrap();
+        let all = s
+            .users_with_email(&email("shared@example.com"))
+            .await
+            .unwrap();
+        assert_eq!(all, vec![bob, carol, erin]);
+        assert!(all.windows(2).all(|w| w[0].id < w[1].id));
     }
 
     pub async fn user_updates<B: Backend>() {
@@ -564,6 +627,136 @@ mod cases {
         assert_eq!(winners, 1);
     }
 
+    pub async fn keys_insert_list_conflict<B: Backend>() {
+        let b = B::fresh().await;
+        let s = b.store();
+        assert!(s.list_keys("account-tokens").await.unwrap().is_empty());
+
+        let older = stored_key("account-tokens", "k-old", 100);
+        s.insert_key(older.clone()).await.unwrap();
+        s.insert_key(stored_key("account-tokens", "k-new", 300))
+            .await
+            .unwrap();
+        // Same second as k-new, inserted later: newer.
+        s.insert_key(stored_key("account-tokens", "k-newer", 300))
+            .await
+            .unwrap();
+        // Inserted last but created earliest: time wins over insertion order.
+        s.insert_key(stored_key("account-tokens", "k-backdated", 50))
+            .await
+            .unwrap();
+        s.insert_key(stored_key("oauth", "k-old", 999))
+            .await
+            .unwrap();
+
+        let listed = s.list_keys("account-tokens").await.unwrap();
+        assert_eq!(kids(&listed), ["k-newer", "k-new", "k-old", "k-backdated"]);
+        // What comes back is what went in.
+        assert_eq!(listed[2], older);
+        assert_eq!(kids(&s.list_keys("oauth").await.unwrap()), ["k-old"]);
+        assert!(s.list_keys("other").await.unwrap().is_empty());
+
+        // (purpose, kid) is unique; the failed insert changes nothing.
+        assert_eq!(
+            s.insert_key(stored_key("account-tokens", "k-old", 400))
+                .await,
+            Err(StoreError::Conflict)
+        );
+        assert_eq!(s.list_keys("account-tokens").await.unwrap(), listed);
+    }
+
+    pub async fn keys_first_key_and_retire<B: Backend>() {
+        let b = B::fresh().await;
+        let s = b.store();
+        assert!(
+            s.insert_first_key(stored_key("p", "first", 100))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !s.insert_first_key(stored_key("p", "second", 200))
+                .await
+                .unwrap(),
+            "the purpose already has an un-retired key"
+        );
+        // Another purpose has a ring of its own.
+        assert!(
+            s.insert_first_key(stored_key("q", "first", 100))
+                .await
+                .unwrap()
+        );
+        assert_eq!(kids(&s.list_keys("p").await.unwrap()), ["first"]);
+
+        s.insert_key(stored_key("p", "next", 150)).await.unwrap();
+        s.retire_key("p", "first", ts(500)).await.unwrap();
+        let listed = s.list_keys("p").await.unwrap();
+        assert_eq!(kids(&listed), ["next", "first"]);
+        assert_eq!(listed[0].retired_at, None);
+        assert_eq!(listed[1].retired_at, Some(ts(500)));
+        // Retiring again, an unknown kid, or a kid of another purpose: nothing to retire.
+        assert_eq!(
+            s.retire_key("p", "first", ts(600)).await,
+            Err(StoreError::NotFound)
+        );
+        assert_eq!(s.list_keys("p").await.unwrap()[1].retired_at, Some(ts(500)));
+        assert_eq!(
+            s.retire_key("p", "nope", ts(600)).await,
+            Err(StoreError::NotFound)
+        );
+        assert_eq!(
+            s.retire_key("nope", "next", ts(600)).await,
+            Err(StoreError::NotFound)
+        );
+
+        // Once every key is retired the purpose may get a first key again…
+        s.retire_key("p", "next", ts(700)).await.unwrap();
+        assert!(
+            s.insert_first_key(stored_key("p", "fresh", 800))
+                .await
+                .unwrap()
+        );
+        // …but a retired kid is never reused.
+        s.retire_key("p", "fresh", ts(900)).await.unwrap();
+        assert_eq!(
+            s.insert_first_key(stored_key("p", "first", 1000)).await,
+            Err(StoreError::Conflict)
+        );
+        assert_eq!(
+            kids(&s.list_keys("p").await.unwrap()),
+            ["fresh", "next", "first"]
+        );
+    }
+
+    pub async fn keys_concurrent_first_key_has_one_winner<B: Backend>() {
+        let b = B::fresh().await;
+        let store = Arc::clone(b.store());
+        let tasks: Vec<_> = (0..8)
+            .map(|n| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move {
+                    let kid = format!("node-{n}");
+                    let won = store
+                        .insert_first_key(stored_key("account-tokens", &kid, 100))
+                        .await?;
+                    Ok::<_, StoreError>((kid, won))
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for task in tasks {
+            let (kid, won) = task.await.unwrap().unwrap();
+            if won {
+                winners.push(kid);
+            }
+        }
+        assert_eq!(winners.len(), 1, "{winners:?}");
+        // Every node reads back the winner's key, and only it.
+        assert_eq!(
+            kids(&store.list_keys("account-tokens").await.unwrap()),
+            [winners[0].as_str()]
+        );
+    }
+
     pub async fn audit_concurrent_appends<B: Backend>() {
         let b = B::fresh().await;
         let store = Arc::clone(b.store());
@@ -603,6 +796,10 @@ macro_rules! conformance {
             audit_concurrent_appends,
             tokens_are_single_use,
             tokens_concurrent_use_has_one_winner,
+            users_with_email,
+            keys_insert_list_conflict,
+            keys_first_key_and_retire,
+            keys_concurrent_first_key_has_one_winner,
         ]);
     };
     (@cases $module:ident, $backend:ty, [$($case:ident),* $(,)?]) => {
