@@ -8,19 +8,17 @@
     clippy::panic
 )]
 
-use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
+use common::{TestServer, encode};
 use palisade_core::{AuditLog, Email, NewUser, SessionId, Timestamp, UserStore, Username};
 use palisade_crypto::password::{Argon2Params, hash_password};
 use palisade_server::{Config, Flags, Server, Sources};
 use palisade_store::SqliteStore;
 use reqwest::StatusCode;
-use reqwest::header::{self, HeaderMap};
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
+use reqwest::header;
 
 const PASSWORD: &str = "correct horse battery staple";
 /// Deliberately weak parameters: the server must upgrade the hash at the first login.
@@ -30,235 +28,28 @@ const LOW: Argon2Params = Argon2Params {
     parallelism: 1,
 };
 
-struct TestServer {
-    _dir: tempfile::TempDir,
-    url: String,
-    db: String,
-    data_dir: std::path::PathBuf,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl TestServer {
-    async fn start(tweak: impl FnOnce(&mut Config)) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let sources = Sources {
-            flags: Flags {
-                data_dir: Some(dir.path().to_path_buf()),
-                listen: Some("127.0.0.1:0".into()),
-                ..Flags::default()
-            },
-            env: BTreeMap::new(),
-        };
-        let mut config = Config::load(&sources).unwrap();
-        config.password.hash_workers = 2;
-        tweak(&mut config);
-        let db = config.database.expose().to_owned();
-        let data_dir = config.data_dir.clone();
-        let mut server = Server::bind(config).unwrap();
-        server.open_store().await.unwrap();
-        let url = server.url();
-        // Users are created straight in the database, as `palisade user create` would.
-        let store = SqliteStore::open(&db).await.unwrap();
-        for (name, active) in [("alice", true), ("bob", true), ("ivan", false)] {
-            let mut user = NewUser::new(
-                Username::parse(name).unwrap(),
-                Some(Email::parse(&format!("{name}@example.com")).unwrap()),
-                hash_password(PASSWORD.as_bytes(), &LOW).unwrap(),
-                Timestamp::from_unix(1_700_000_000),
-            );
-            user.is_active = active;
-            store.create_user(user).await.unwrap();
-        }
-        store.close().await;
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            server
-                .serve(async move {
-                    let _ = rx.await;
-                })
-                .await
-                .unwrap();
-        });
-        TestServer {
-            _dir: dir,
-            url,
-            db,
-            data_dir,
-            stop: Some(tx),
-            task: Some(task),
-        }
+/// The common test server with three accounts made straight in the database, as
+/// `palisade user create` would: alice and bob active, ivan inactive.
+async fn start(tweak: impl FnOnce(&mut Config)) -> TestServer {
+    let server = TestServer::start(tweak).await;
+    let store = SqliteStore::open(&server.db).await.unwrap();
+    for (name, active) in [("alice", true), ("bob", true), ("ivan", false)] {
+        let mut user = NewUser::new(
+            Username::parse(name).unwrap(),
+            Some(Email::parse(&format!("{name}@example.com")).unwrap()),
+            hash_password(PASSWORD.as_bytes(), &LOW).unwrap(),
+            Timestamp::from_unix(1_700_000_000),
+        );
+        user.is_active = active;
+        store.create_user(user).await.unwrap();
     }
-
-    fn browser(&self) -> Browser {
-        Browser::new(&self.data_dir, &self.url)
-    }
-
-    async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            tokio::time::timeout(Duration::from_secs(40), task)
-                .await
-                .unwrap()
-                .unwrap();
-        }
-    }
-}
-
-/// A client with a hand-kept cookie jar that sends `Origin` like a browser posting a form.
-struct Browser {
-    client: reqwest::Client,
-    url: String,
-    cookies: BTreeMap<String, String>,
-    origin: Option<String>,
-}
-
-struct Page {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Page {
-    fn location(&self) -> &str {
-        self.headers
-            .get(header::LOCATION)
-            .map(|v| v.to_str().unwrap())
-            .unwrap_or("")
-    }
-
-    fn csrf_token(&self) -> String {
-        let marker = "name=\"csrf_token\" value=\"";
-        let start = self.body.find(marker).expect("no csrf_token in page") + marker.len();
-        let end = self.body[start..].find('"').unwrap() + start;
-        self.body[start..end].to_owned()
-    }
-}
-
-fn encode(pairs: &[(&str, &str)]) -> String {
-    pairs
-        .iter()
-        .map(|(k, v)| {
-            format!(
-                "{}={}",
-                percent_encoding::utf8_percent_encode(k, percent_encoding::NON_ALPHANUMERIC),
-                percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-impl Browser {
-    fn new(data_dir: &Path, url: &str) -> Self {
-        let mut roots = rustls::RootCertStore::empty();
-        // Over plain HTTP (insecure_http) there is no development CA.
-        let ca = data_dir.join("tls/ca.pem");
-        if ca.exists() {
-            for cert in CertificateDer::pem_file_iter(ca).unwrap() {
-                roots.add(cert.unwrap()).unwrap();
-            }
-        }
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        let client = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap();
-        Browser {
-            client,
-            url: url.to_owned(),
-            cookies: BTreeMap::new(),
-            origin: Some(url.to_owned()),
-        }
-    }
-
-    fn session(&self) -> Option<String> {
-        self.cookies.get("__Host-palisade_session").cloned()
-    }
-
-    fn cookie_header(&self) -> String {
-        self.cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    async fn send(&mut self, req: reqwest::RequestBuilder) -> Page {
-        let req = if self.cookies.is_empty() {
-            req
-        } else {
-            req.header(header::COOKIE, self.cookie_header())
-        };
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        for set in headers.get_all(header::SET_COOKIE) {
-            let set = set.to_str().unwrap();
-            let (pair, attrs) = set.split_once(';').unwrap_or((set, ""));
-            let (name, value) = pair.split_once('=').unwrap();
-            if attrs.contains("Max-Age=0") {
-                self.cookies.remove(name);
-            } else {
-                self.cookies.insert(name.to_owned(), value.to_owned());
-            }
-        }
-        let body = resp.text().await.unwrap();
-        Page {
-            status,
-            headers,
-            body,
-        }
-    }
-
-    async fn get(&mut self, path: &str) -> Page {
-        let req = self.client.get(format!("{}{path}", self.url));
-        self.send(req).await
-    }
-
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
-        let mut req = self
-            .client
-            .post(format!("{}{path}", self.url))
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(encode(form));
-        if let Some(origin) = &self.origin {
-            req = req.header(header::ORIGIN, origin);
-        }
-        self.send(req).await
-    }
-
-    /// Loads the login form and submits it.
-    async fn login(&mut self, username: &str, password: &str, next: Option<&str>) -> Page {
-        let form = self.get("/accounts/login/").await;
-        assert_eq!(form.status, StatusCode::OK);
-        let token = form.csrf_token();
-        let mut fields = vec![
-            ("username", username),
-            ("password", password),
-            ("csrf_token", token.as_str()),
-        ];
-        if let Some(next) = next {
-            fields.push(("next", next));
-        }
-        self.post("/accounts/login/", &fields).await
-    }
+    store.close().await;
+    server
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_profile_logout_and_hash_upgrade() {
-    let server = TestServer::start(|_| {}).await;
+    let mut server = start(|_| {}).await;
     let mut b = server.browser();
 
     assert_eq!(b.get("/readyz").await.status, StatusCode::OK);
@@ -355,7 +146,7 @@ async fn login_profile_logout_and_hash_upgrade() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_are_generic_and_log_no_password() {
-    let server = TestServer::start(|_| {}).await;
+    let mut server = start(|_| {}).await;
     let mut b = server.browser();
     for (user, pw) in [
         ("alice", "wrong password"),
@@ -395,7 +186,7 @@ async fn failures_are_generic_and_log_no_password() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_gives_a_new_session_and_kills_the_old_one() {
-    let server = TestServer::start(|_| {}).await;
+    let mut server = start(|_| {}).await;
     let mut b = server.browser();
     // A cookie planted before login (fixation attempt) is not adopted.
     let planted = SessionId::generate().unwrap();
@@ -429,7 +220,7 @@ async fn login_gives_a_new_session_and_kills_the_old_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn csrf_and_origin_are_enforced() {
-    let server = TestServer::start(|_| {}).await;
+    let mut server = start(|_| {}).await;
     let mut b = server.browser();
     let form = b.get("/accounts/login/").await;
     let token = form.csrf_token();
@@ -493,7 +284,7 @@ async fn csrf_and_origin_are_enforced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_redirects_land_on_root() {
-    let server = TestServer::start(|_| {}).await;
+    let mut server = start(|_| {}).await;
     let mut b = server.browser();
     for bad in [
         "//evil.example",
@@ -533,7 +324,7 @@ async fn open_redirects_land_on_root() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttle_answers_429_then_lifts() {
-    let server = TestServer::start(|c| c.limits.login_window = Duration::from_secs(3)).await;
+    let mut server = start(|c| c.limits.login_window = Duration::from_secs(3)).await;
     let mut b = server.browser();
     for _ in 0..palisade_server::throttle::PAIR_LIMIT {
         assert_eq!(b.login("alice", "nope", None).await.status, StatusCode::OK);
@@ -561,7 +352,7 @@ async fn throttle_answers_429_then_lifts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoked_session_is_refused() {
-    let server = TestServer::start(|_| {}).await;
+    let mut server = start(|_| {}).await;
     let mut laptop = server.browser();
     let mut phone = server.browser();
     let mut mallory = server.browser();
@@ -628,7 +419,7 @@ async fn revoked_session_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_sessions_are_anonymous() {
-    let server = TestServer::start(|c| {
+    let mut server = start(|c| {
         c.session.idle_timeout = Duration::from_secs(1);
         c.session.absolute_timeout = Duration::from_secs(1);
     })
@@ -656,7 +447,7 @@ fn postgres_is_refused_clearly() {
             database: Some("postgres://u:secret@db/x".into()),
             ..Flags::default()
         },
-        env: BTreeMap::new(),
+        env: std::collections::BTreeMap::new(),
     };
     let config = Config::load(&sources).unwrap();
     let err = Server::bind(config).unwrap_err().to_string();
@@ -666,7 +457,7 @@ fn postgres_is_refused_clearly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_flood_is_bounded_and_other_requests_stay_fast() {
-    let server = TestServer::start(|c| {
+    let mut server = start(|c| {
         c.password.hash_workers = 1;
         // Heavier hashing so the flood outlasts its own arrival.
         c.password.argon2_memory_kib = 65_536;
@@ -725,7 +516,7 @@ async fn login_flood_is_bounded_and_other_requests_stay_fast() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_http_behind_a_proxy_keeps_secure_cookies() {
-    let server = TestServer::start(|c| c.insecure_http = true).await;
+    let mut server = start(|c| c.insecure_http = true).await;
     assert!(server.url.starts_with("http://"));
     let mut b = server.browser();
     let done = b.login("alice", PASSWORD, None).await;

@@ -9,12 +9,17 @@
     clippy::panic
 )]
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use common::{
+    SMTP_PASSWORD as PASSWORD, SMTP_USER as USER, SmtpServer, files_with_suffix, parse_eml,
+    wait_for_files,
+};
 
 use palisade_server::mail::{
     FailureHook, FailureReason, MailConfig, MailError, MailFailure, Mailer, OutgoingMail,
@@ -23,107 +28,8 @@ use palisade_server::mail::{
 use serde_json::Value;
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
-const USER: &str = "mailer";
-const PASSWORD: &str = "s3cret pass@:/";
 /// `PASSWORD` percent-encoded for the URL's userinfo.
 const PASSWORD_IN_URL: &str = "s3cret%20pass%40%3A%2F";
-
-/// Parses .eml files with Python's standard `email` package (the modern policy, which
-/// records every RFC 5322 / MIME defect it meets) and returns what it read as JSON.
-const PARSE_EML: &str = r#"
-import email, email.utils, json, sys
-from email import policy
-out = []
-for path in sys.argv[1:]:
-    with open(path, "rb") as f:
-        m = email.message_from_binary_file(f, policy=policy.default)
-    plain = m.get_body(preferencelist=("plain",))
-    html = m.get_body(preferencelist=("html",))
-    out.append({
-        "from": str(m["From"]),
-        "to": str(m["To"]),
-        "subject": str(m["Subject"]),
-        "date_ok": email.utils.parsedate_to_datetime(str(m["Date"])) is not None,
-        "message_id": str(m["Message-ID"]),
-        "auto_submitted": str(m["Auto-Submitted"]),
-        "content_type": m.get_content_type(),
-        "text": plain.get_content() if plain is not None else None,
-        "html": html.get_content() if html is not None else None,
-        "defects": [repr(d) for part in m.walk() for d in part.defects],
-    })
-json.dump(out, sys.stdout)
-"#;
-
-/// A tiny SMTP server on aiosmtpd. Prints its port, then writes each message it accepts as
-/// N.eml plus N.json (envelope, TLS, login), the JSON last so its presence means "complete".
-const SMTP_SERVER: &str = r#"
-import asyncio, json, pathlib, ssl, sys
-from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
-
-outdir = pathlib.Path(sys.argv[1])
-mode = sys.argv[2]
-cert, key = (sys.argv[3], sys.argv[4]) if len(sys.argv) > 4 else (None, None)
-USER, PASSWORD = sys.argv[5].encode(), sys.argv[6].encode()
-count = 0
-
-class Handler:
-    async def handle_DATA(self, server, session, envelope):
-        global count
-        count += 1
-        meta = {
-            "mail_from": envelope.mail_from,
-            "rcpt_tos": envelope.rcpt_tos,
-            "tls": server.transport.get_extra_info("ssl_object") is not None,
-            "authenticated": bool(session.authenticated),
-            "login": session.auth_data.decode() if isinstance(session.auth_data, bytes) else None,
-        }
-        (outdir / f"{count}.eml").write_bytes(envelope.original_content)
-        (outdir / f"{count}.json.tmp").write_text(json.dumps(meta))
-        (outdir / f"{count}.json.tmp").rename(outdir / f"{count}.json")
-        return "250 OK"
-
-def authenticator(server, session, envelope, mechanism, auth_data):
-    ok = (isinstance(auth_data, LoginPassword)
-          and auth_data.login == USER and auth_data.password == PASSWORD)
-    # handled=False: aiosmtpd then answers 535 itself (its default, True, answers nothing).
-    return AuthResult(success=ok, handled=False, auth_data=auth_data.login if ok else None)
-
-async def main():
-    ctx = None
-    if cert:
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ctx.load_cert_chain(cert, key)
-    def factory():
-        if mode == "plain":
-            return SMTP(Handler(), hostname="localhost")
-        if mode == "starttls":
-            return SMTP(Handler(), hostname="localhost", tls_context=ctx, require_starttls=True,
-                        authenticator=authenticator, auth_require_tls=True)
-        # Implicit TLS: the socket is TLS already, which aiosmtpd's auth_require_tls does
-        # not know about (it only counts STARTTLS).
-        return SMTP(Handler(), hostname="localhost", authenticator=authenticator,
-                    auth_require_tls=False)
-    server = await asyncio.get_running_loop().create_server(
-        factory, "127.0.0.1", 0, ssl=ctx if mode == "implicit" else None)
-    print(server.sockets[0].getsockname()[1], flush=True)
-    await server.serve_forever()
-
-asyncio.run(main())
-"#;
-
-fn venv_python() -> PathBuf {
-    if let Ok(p) = std::env::var("PALISADE_TEST_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let home = std::env::var("HOME").expect("HOME");
-    let p = PathBuf::from(home).join(".cache/palisade-venv/bin/python");
-    assert!(
-        p.exists(),
-        "{} missing: run scripts/test-setup.sh (or scripts/test.sh) first",
-        p.display()
-    );
-    p
-}
 
 /// Shows the mailer's log (and lettre's) in a failing test's output.
 fn init_logs() {
@@ -160,55 +66,11 @@ fn fast_retry(attempts: u32) -> RetryPolicy {
     }
 }
 
-fn files_with_suffix(dir: &Path, suffix: &str) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.to_string_lossy().ends_with(suffix))
-        .collect();
-    files.sort();
-    files
-}
-
-/// Waits until `dir` holds `n` files ending in `suffix`.
-async fn wait_for_files(dir: &Path, suffix: &str, n: usize) -> Vec<PathBuf> {
-    let start = Instant::now();
-    loop {
-        let files = files_with_suffix(dir, suffix);
-        if files.len() >= n {
-            return files;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "only {} of {n} {suffix} files in {}",
-            files.len(),
-            dir.display()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 async fn next_failure(rx: &mut UnboundedReceiver<MailFailure>) -> MailFailure {
     tokio::time::timeout(Duration::from_secs(20), rx.recv())
         .await
         .expect("no failure reported in time")
         .expect("hook dropped")
-}
-
-fn parse_eml(files: &[PathBuf]) -> Vec<Value> {
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(PARSE_EML)
-        .args(files)
-        .output()
-        .expect("run python3");
-    assert!(
-        out.status.success(),
-        "python3: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let parsed: Value = serde_json::from_slice(&out.stdout).unwrap();
-    parsed.as_array().unwrap().clone()
 }
 
 fn assert_well_formed(parsed: &Value) {
@@ -429,83 +291,6 @@ async fn a_full_queue_drops_and_shutdown_reports_what_is_left() {
 // ----------------------------------------------------------------------------------------
 // A real SMTP server
 // ----------------------------------------------------------------------------------------
-
-struct SmtpServer {
-    child: Child,
-    port: u16,
-    received: PathBuf,
-    /// The development PKI (`tls/ca.pem` is the CA to trust).
-    pki: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for SmtpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl SmtpServer {
-    /// `mode`: plain, starttls or implicit. TLS modes use a certificate for 127.0.0.1 signed
-    /// by the project's development CA.
-    fn start(mode: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let received = dir.path().join("received");
-        std::fs::create_dir(&received).unwrap();
-        let pki = dir.path().join("pki");
-        palisade_server::tls::server_config(&pki, "127.0.0.1".parse().unwrap()).unwrap();
-        let tls = pki.join("tls");
-        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-        let mut child = Command::new(venv_python())
-            .arg("-c")
-            .arg(SMTP_SERVER)
-            .arg(&received)
-            .arg(mode)
-            .arg(tls.join("server.pem"))
-            .arg(tls.join("server-key.pem"))
-            .arg(USER)
-            .arg(PASSWORD)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("start the aiosmtpd test server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line.trim().parse().unwrap_or_else(|_| {
-            let _ = child.kill();
-            let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default();
-            panic!("the SMTP server did not start (is aiosmtpd installed? run scripts/test-setup.sh): {log}")
-        });
-        Self {
-            child,
-            port,
-            received,
-            pki: tls.join("ca.pem"),
-            _dir: dir,
-        }
-    }
-
-    /// The messages received so far with their envelope/TLS/login record.
-    async fn wait_for(&self, n: usize) -> Vec<(PathBuf, Value)> {
-        let metas = wait_for_files(&self.received, ".json", n).await;
-        metas
-            .into_iter()
-            .map(|m| {
-                let meta: Value =
-                    serde_json::from_str(&std::fs::read_to_string(&m).unwrap()).unwrap();
-                (m.with_extension("eml"), meta)
-            })
-            .collect()
-    }
-
-    fn received_count(&self) -> usize {
-        files_with_suffix(&self.received, ".json").len()
-    }
-}
 
 async fn send_and_check(server: &SmtpServer, url: SmtpUrl, tls: bool, login: Option<&str>) {
     let mut config = MailConfig::smtp(url);

@@ -9,88 +9,20 @@
     clippy::panic
 )]
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use common::{TestServer, config_in};
+
 use palisade_core::AuditLog;
 use palisade_core::password_policy::PolicyViolation;
+use palisade_server::Server;
 use palisade_server::config::MailSettings;
 use palisade_server::mail::{OutgoingMail, SmtpUrl};
-use palisade_server::{AppState, Config, Flags, Server, Sources};
 use palisade_store::SqliteStore;
-
-struct TestServer {
-    _dir: tempfile::TempDir,
-    url: String,
-    db: String,
-    data_dir: PathBuf,
-    /// A clone of what the handlers see, to act as a handler would.
-    state: AppState,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-fn config_in(dir: &Path) -> Config {
-    let sources = Sources {
-        flags: Flags {
-            data_dir: Some(dir.to_path_buf()),
-            listen: Some("127.0.0.1:0".into()),
-            // Plain HTTP keeps the client simple; TLS is covered by the other suites.
-            insecure_http: true,
-            ..Flags::default()
-        },
-        env: BTreeMap::new(),
-    };
-    let mut config = Config::load(&sources).unwrap();
-    config.password.hash_workers = 1;
-    config
-}
-
-impl TestServer {
-    async fn start(tweak: impl FnOnce(&mut Config, &Path)) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = config_in(dir.path());
-        tweak(&mut config, dir.path());
-        let db = config.database.expose().to_owned();
-        let data_dir = config.data_dir.clone();
-        let mut server = Server::bind(config).unwrap();
-        server.prepare().await.unwrap();
-        let state = server.state().expect("prepared").clone();
-        let url = server.url();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            server
-                .serve(async move {
-                    let _ = rx.await;
-                })
-                .await
-                .unwrap();
-        });
-        TestServer {
-            _dir: dir,
-            url,
-            db,
-            data_dir,
-            state,
-            stop: Some(tx),
-            task: Some(task),
-        }
-    }
-
-    async fn stop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            tokio::time::timeout(Duration::from_secs(40), task)
-                .await
-                .expect("the server stops within 40 s")
-                .unwrap();
-        }
-    }
-}
 
 fn mail(to: &str) -> OutgoingMail {
     OutgoingMail {
@@ -115,7 +47,7 @@ fn eml_files(dir: &Path) -> Vec<PathBuf> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn app_state_mailer_writes_an_eml_into_the_outbox_of_a_running_server() {
-    let mut server = TestServer::start(|_, _| {}).await;
+    let mut server = TestServer::start_with(true, |_, _| {}).await;
     let outbox = server.data_dir.join("outbox");
     // The mailer started with the server: the outbox exists, private, before any mail.
     let mode = std::fs::metadata(&outbox).unwrap().permissions().mode() & 0o777;
@@ -174,7 +106,7 @@ async fn app_state_mailer_writes_an_eml_into_the_outbox_of_a_running_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn configured_sender_is_used() {
-    let mut server = TestServer::start(|c, _| {
+    let mut server = TestServer::start_with(true, |c, _| {
         c.mail = MailSettings {
             smtp: None,
             from: "Example Accounts <accounts@example.com>".parse().unwrap(),
@@ -205,7 +137,7 @@ fn closed_port() -> u16 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn undelivered_mail_is_audited_before_the_database_closes() {
     let port = closed_port();
-    let mut server = TestServer::start(|c, _| {
+    let mut server = TestServer::start_with(true, |c, _| {
         c.mail.smtp = Some(SmtpUrl::parse(&format!("smtp://127.0.0.1:{port}?tls=none")).unwrap());
         // The shutdown grace (HTTP drain, then mail) is the request timeout: keep it short so
         // the message, still between retries, is reported as not delivered.
@@ -247,7 +179,7 @@ async fn undelivered_mail_is_audited_before_the_database_closes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn app_state_holds_the_configured_password_policy() {
-    let mut server = TestServer::start(|c, dir| {
+    let mut server = TestServer::start_with(true, |c, dir| {
         let common = dir.join("common.txt");
         std::fs::write(&common, "Zebra-Quantum-88!x\n").unwrap();
         c.password_policy.min_length = 16;
@@ -271,7 +203,7 @@ async fn app_state_holds_the_configured_password_policy() {
 #[test]
 fn a_missing_policy_list_is_a_startup_error_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = config_in(dir.path());
+    let mut config = config_in(dir.path(), true);
     let missing = dir.path().join("no-such-list.txt");
     config.password_policy.common_passwords_file = Some(missing.clone());
     let err = Server::bind(config).unwrap_err().to_string();
