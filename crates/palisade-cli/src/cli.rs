@@ -80,6 +80,10 @@ pub enum Command {
     /// Read and verify the hash-chained audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Manage the token-signing keys kept in the database under the master key
+    /// (DIR/master.key or $PALISADE_MASTER_KEY).
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Import accounts from another system.
     #[command(subcommand)]
     Import(ImportCommand),
@@ -158,6 +162,26 @@ pub enum SessionCommand {
         /// End every session of USER.
         #[arg(long, value_name = "USER", group = "which")]
         user: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List the account-token signing keys, newest first: purpose, key id, created, state
+    /// (current signs; previous still verifies; retired is never used). Never the keys.
+    List {
+        /// JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a new current signing key (the first one on a new database) and print its id.
+    /// Links signed by the previous keys keep working until those are retired.
+    Rotate,
+    /// Retire key KID: links it signed stop working. The only active key cannot be retired
+    /// (rotate first).
+    Retire {
+        #[arg(value_name = "KID")]
+        kid: String,
     },
 }
 

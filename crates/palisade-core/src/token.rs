@@ -243,6 +243,18 @@ pub fn verify(
     })
 }
 
+/// The user a token names, read **without checking anything**: only so the caller can load
+/// that account and compute the `binding` to pass to [`verify`], which then decides. Never
+/// act on it otherwise.
+pub fn claimed_user(token: &str) -> Option<UserId> {
+    let (payload_b64, _) = token.split_once('.')?;
+    if payload_b64.len() > 2 * PAYLOAD_LEN {
+        return None;
+    }
+    let payload = URL_SAFE_NO_PAD.decode(payload_b64).ok()?;
+    Fields::parse(&payload).map(|f| UserId::new(f.user))
+}
+
 fn sign(key: &SigningKey, payload: &[u8], binding: &[u8]) -> Vec<u8> {
     // Length-prefixed, so payload and binding cannot be re-split into another valid pair.
     let mut data = Vec::with_capacity(DOMAIN.len() + 16 + payload.len() + binding.len());
@@ -414,6 +426,15 @@ mod tests {
                 Err(TokenError::Malformed),
                 "{bad:.40}"
             );
+        }
+    }
+
+    #[test]
+    fn claimed_user_reads_the_unverified_id() {
+        let t = token(&ring(), Purpose::Activation, b"");
+        assert_eq!(claimed_user(&t), Some(UserId::new(42)));
+        for bad in ["", "x", "abc.def", &"A".repeat(500)] {
+            assert_eq!(claimed_user(bad), None);
         }
     }
 

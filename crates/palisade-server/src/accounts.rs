@@ -75,14 +75,14 @@ pub struct CsrfForm {
     csrf_token: Option<String>,
 }
 
-fn no_store(mut response: Response) -> Response {
+pub(crate) fn no_store(mut response: Response) -> Response {
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
-fn with_cookie(mut response: Response, cookie: Option<HeaderValue>) -> Response {
+pub(crate) fn with_cookie(mut response: Response, cookie: Option<HeaderValue>) -> Response {
     if let Some(c) = cookie {
         response.headers_mut().append(header::SET_COOKIE, c);
     }
@@ -129,7 +129,7 @@ async fn login_form(
     Ok(with_cookie(page, cookie))
 }
 
-async fn audit(
+pub(crate) async fn audit(
     state: &AppState,
     action: &str,
     actor: Option<String>,

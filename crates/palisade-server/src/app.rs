@@ -1,6 +1,7 @@
 //! The axum application: shared state, routes and the middleware stack.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -16,6 +17,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use palisade_core::AuditLog as _;
+use palisade_core::Timestamp;
 use palisade_core::password_policy::PasswordPolicy;
 use palisade_crypto::password::Argon2Params;
 use palisade_store::SqliteStore;
@@ -25,8 +27,9 @@ use crate::config::Config;
 use crate::error::{AppError, ServerError};
 use crate::hashpool::HashPool;
 use crate::mail::Mailer;
-use crate::throttle::MemoryThrottle;
-use crate::{accounts, middleware};
+use crate::secrets::MasterKey;
+use crate::throttle::{FlowLimiter, MemoryThrottle};
+use crate::{accounts, middleware, password_flows, registration};
 
 /// Templates compiled into the binary, so a deployment is one file. Names ending in `.html`
 /// are auto-escaped by minijinja.
@@ -35,6 +38,24 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("index.html", include_str!("../templates/index.html")),
     ("login.html", include_str!("../templates/login.html")),
     ("profile.html", include_str!("../templates/profile.html")),
+    ("register.html", include_str!("../templates/register.html")),
+    (
+        "email_form.html",
+        include_str!("../templates/email_form.html"),
+    ),
+    (
+        "set_password.html",
+        include_str!("../templates/set_password.html"),
+    ),
+    ("message.html", include_str!("../templates/message.html")),
+    (
+        "_field_errors.html",
+        include_str!("../templates/_field_errors.html"),
+    ),
+    (
+        "_password_fields.html",
+        include_str!("../templates/_password_fields.html"),
+    ),
 ];
 
 /// State shared by every request: cheap to clone (one `Arc`).
@@ -45,6 +66,10 @@ pub struct AppState {
 
 #[derive(Debug)]
 struct Inner {
+    /// Seconds added to the system clock for the account tokens: always 0 in service; tests
+    /// move it to reach an expiry without waiting (see [`AppState::advance_clock`]).
+    clock_offset: AtomicI64,
+    flow_limiter: FlowLimiter,
     config: Config,
     templates: Environment<'static>,
     store: SqliteStore,
@@ -53,6 +78,7 @@ struct Inner {
     csrf_key: ServerKey,
     password_policy: PasswordPolicy,
     mailer: Mailer,
+    master_key: MasterKey,
 }
 
 impl AppState {
@@ -65,6 +91,7 @@ impl AppState {
         csrf_key: ServerKey,
         password_policy: PasswordPolicy,
         mailer: Mailer,
+        master_key: MasterKey,
     ) -> Result<Self, ServerError> {
         let mut templates = Environment::new();
         for (name, source) in TEMPLATES {
@@ -79,6 +106,8 @@ impl AppState {
         let throttle = MemoryThrottle::new(config.limits.login_window);
         Ok(Self {
             inner: Arc::new(Inner {
+                clock_offset: AtomicI64::new(0),
+                flow_limiter: FlowLimiter::new(config.accounts.flow_limits),
                 config,
                 templates,
                 store,
@@ -87,12 +116,37 @@ impl AppState {
                 csrf_key,
                 password_policy,
                 mailer,
+                master_key,
             }),
         })
     }
 
+    /// Now, as the account tokens see it (the system clock, plus the test offset).
+    pub fn now(&self) -> Timestamp {
+        let offset = self.inner.clock_offset.load(Ordering::Relaxed);
+        Timestamp::from_unix(crate::auth::now().unix().saturating_add(offset))
+    }
+
+    /// Moves [`Self::now`] forward by `secs`, for tests of token expiry through the real
+    /// server. Reachable only from Rust code holding the state, never over HTTP.
+    #[doc(hidden)]
+    pub fn advance_clock(&self, secs: i64) {
+        self.inner.clock_offset.fetch_add(secs, Ordering::Relaxed);
+    }
+
+    /// The limits on registration, resend, reset and the token endpoints.
+    pub fn flow_limiter(&self) -> &FlowLimiter {
+        &self.inner.flow_limiter
+    }
+
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// The deployment's master key, which opens the shared secrets in the database (pass it
+    /// to [`crate::secrets::token_key_ring`]). Never log it or put it in a response.
+    pub fn master_key(&self) -> &MasterKey {
+        &self.inner.master_key
     }
 
     pub fn store(&self) -> &SqliteStore {
@@ -161,6 +215,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(accounts::routes())
+        .merge(registration::routes())
+        .merge(password_flows::routes())
         .fallback(not_found);
     if state.config().test_routes {
         routes = routes.route("/__test/slow/{ms}", get(slow));

@@ -26,6 +26,7 @@ use ipnet::IpNet;
 use palisade_core::password_policy::{self, CommonPasswords, MIN_MAX_SIMILARITY, PasswordPolicy};
 use palisade_store::{BreachedFileError, BreachedPasswordFile};
 use serde::Deserialize;
+use zeroize::Zeroizing;
 
 use crate::hosts::AllowedHosts;
 use crate::mail::{self, MailConfig, MailConfigError, Mailbox, SmtpUrl};
@@ -107,6 +108,25 @@ impl fmt::Debug for SecretUrl {
 impl fmt::Display for SecretUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.redacted())
+    }
+}
+
+/// The text of `PALISADE_MASTER_KEY`, as given; [`crate::secrets::load_or_create_master_key`]
+/// parses it. Read from the environment only, never from `palisade.toml`: the file sits next
+/// to the database and is often copied with it. Wiped on drop; `Debug` never shows it.
+#[derive(Clone)]
+pub struct MasterKeyText(Zeroizing<String>);
+
+impl MasterKeyText {
+    /// The key text, for the loader. Never log this.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for MasterKeyText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MasterKeyText(<redacted>)")
     }
 }
 
@@ -260,6 +280,25 @@ pub struct MailSettings {
     pub from: Mailbox,
 }
 
+/// The self-service account flows: how long their links live and how often they may be
+/// asked for (`[accounts]` in `palisade.toml`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountSettings {
+    /// How long an activation link works (django-registration's `ACCOUNT_ACTIVATION_DAYS`,
+    /// 7 by default).
+    pub activation_ttl: Duration,
+    /// How long a password-reset link works (Django's `PASSWORD_RESET_TIMEOUT`, an hour by
+    /// default here; Django's own default is three days).
+    pub reset_ttl: Duration,
+    /// Per-IP and per-address limits on registration, resend and reset requests.
+    pub flow_limits: crate::throttle::FlowLimitSettings,
+}
+
+/// Longest an activation link may be configured to live.
+const MAX_ACTIVATION_DAYS: u64 = 90;
+/// Longest a reset link may be configured to live (Django's default, three days).
+const MAX_RESET_SECS: u64 = 3 * 24 * 60 * 60;
+
 /// The resolved configuration of one server process.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -280,6 +319,9 @@ pub struct Config {
     pub password: PasswordHashing,
     pub password_policy: PasswordPolicySettings,
     pub mail: MailSettings,
+    pub accounts: AccountSettings,
+    /// `PALISADE_MASTER_KEY`, when set (else the master key is `DATA_DIR/master.key`).
+    pub master_key: Option<MasterKeyText>,
     /// Test-only routes (`/__test/slow`), switched on only by `PALISADE_TEST_ROUTES=1` so a
     /// configuration file can never enable them by accident.
     #[doc(hidden)]
@@ -370,6 +412,11 @@ struct Layer {
     smtp: Option<SmtpUrl>,
     smtp_password: Option<SmtpPassword>,
     mail_from: Option<Mailbox>,
+    activation_days: Option<u64>,
+    reset_timeout_secs: Option<u64>,
+    flow_limit_per_ip: Option<u32>,
+    flow_limit_per_address: Option<u32>,
+    flow_limit_window_secs: Option<u64>,
 }
 
 /// `PALISADE_SMTP_PASSWORD` between parsing and being put into the URL; `Debug` hides it.
@@ -413,6 +460,11 @@ impl Layer {
             smtp: over.smtp.or(self.smtp),
             smtp_password: over.smtp_password.or(self.smtp_password),
             mail_from: over.mail_from.or(self.mail_from),
+            activation_days: over.activation_days.or(self.activation_days),
+            reset_timeout_secs: over.reset_timeout_secs.or(self.reset_timeout_secs),
+            flow_limit_per_ip: over.flow_limit_per_ip.or(self.flow_limit_per_ip),
+            flow_limit_per_address: over.flow_limit_per_address.or(self.flow_limit_per_address),
+            flow_limit_window_secs: over.flow_limit_window_secs.or(self.flow_limit_window_secs),
         }
     }
 }
@@ -434,6 +486,17 @@ struct FileConfig {
     password_policy: Option<FilePasswordPolicy>,
     smtp: Option<String>,
     mail_from: Option<String>,
+    accounts: Option<FileAccounts>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAccounts {
+    activation_days: Option<u64>,
+    password_reset_timeout: Option<u64>,
+    flow_limit_per_ip: Option<u64>,
+    flow_limit_per_address: Option<u64>,
+    flow_limit_window_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -500,7 +563,14 @@ impl Config {
             .env
             .get("PALISADE_TEST_ROUTES")
             .is_some_and(|v| v == "1");
-        finish(data_dir, config_file, merged, test_routes)
+        let mut config = finish(data_dir, config_file, merged, test_routes)?;
+        // Empty counts as unset, as for every other variable.
+        config.master_key = sources
+            .env
+            .get(crate::secrets::MASTER_KEY_ENV)
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| MasterKeyText(Zeroizing::new(v.clone())));
+        Ok(config)
     }
 
     /// The URL scheme this server answers on.
@@ -615,6 +685,20 @@ fn finish(
         smtp,
         from: layer.mail_from.unwrap_or_else(mail::default_from),
     };
+    let flow_defaults = crate::throttle::FlowLimitSettings::default();
+    let accounts = AccountSettings {
+        activation_ttl: Duration::from_secs(layer.activation_days.unwrap_or(7) * 24 * 60 * 60),
+        reset_ttl: Duration::from_secs(layer.reset_timeout_secs.unwrap_or(60 * 60)),
+        flow_limits: crate::throttle::FlowLimitSettings {
+            window: layer
+                .flow_limit_window_secs
+                .map_or(flow_defaults.window, Duration::from_secs),
+            per_ip: layer.flow_limit_per_ip.unwrap_or(flow_defaults.per_ip),
+            per_address: layer
+                .flow_limit_per_address
+                .unwrap_or(flow_defaults.per_address),
+        },
+    };
     Ok(Config {
         data_dir,
         config_file,
@@ -629,6 +713,8 @@ fn finish(
         password,
         password_policy,
         mail,
+        accounts,
+        master_key: None,
         test_routes,
     })
 }
@@ -739,6 +825,29 @@ fn read_file(path: &Path) -> Result<Layer, ConfigError> {
         layer.request_timeout_secs = limits
             .request_timeout_secs
             .map(|v| positive(&key("limits.request_timeout_secs"), v))
+            .transpose()?;
+    }
+    if let Some(accounts) = parsed.accounts {
+        let name = |field: &str| key(&format!("accounts.{field}"));
+        layer.activation_days = accounts
+            .activation_days
+            .map(|v| bounded(&name("activation_days"), v, MAX_ACTIVATION_DAYS))
+            .transpose()?;
+        layer.reset_timeout_secs = accounts
+            .password_reset_timeout
+            .map(|v| bounded(&name("password_reset_timeout"), v, MAX_RESET_SECS))
+            .transpose()?;
+        layer.flow_limit_per_ip = accounts
+            .flow_limit_per_ip
+            .map(|v| count(&name("flow_limit_per_ip"), v))
+            .transpose()?;
+        layer.flow_limit_per_address = accounts
+            .flow_limit_per_address
+            .map(|v| count(&name("flow_limit_per_address"), v))
+            .transpose()?;
+        layer.flow_limit_window_secs = accounts
+            .flow_limit_window_secs
+            .map(|v| positive(&name("flow_limit_window_secs"), v))
             .transpose()?;
     }
     if let Some(session) = parsed.session {
@@ -854,6 +963,20 @@ fn env_layer(env: &BTreeMap<String, String>) -> Result<Layer, ConfigError> {
     layer.mail_from = get("PALISADE_MAIL_FROM")
         .map(|(n, v)| parse_mailbox(n, v))
         .transpose()?;
+    let name = "PALISADE_ACCOUNT_ACTIVATION_DAYS";
+    layer.activation_days = num(name)?
+        .map(|v| bounded(name, v, MAX_ACTIVATION_DAYS))
+        .transpose()?;
+    let name = "PALISADE_PASSWORD_RESET_TIMEOUT";
+    layer.reset_timeout_secs = num(name)?
+        .map(|v| bounded(name, v, MAX_RESET_SECS))
+        .transpose()?;
+    let name = "PALISADE_FLOW_LIMIT_PER_IP";
+    layer.flow_limit_per_ip = num(name)?.map(|v| count(name, v)).transpose()?;
+    let name = "PALISADE_FLOW_LIMIT_PER_ADDRESS";
+    layer.flow_limit_per_address = num(name)?.map(|v| count(name, v)).transpose()?;
+    let name = "PALISADE_FLOW_LIMIT_WINDOW_SECS";
+    layer.flow_limit_window_secs = num(name)?.map(|v| positive(name, v)).transpose()?;
     Ok(layer)
 }
 
@@ -995,6 +1118,19 @@ fn parse_mailbox(source: &str, v: &str) -> Result<Mailbox, ConfigError> {
             &format!("{v:?} is not a mailbox such as \"Palisade <palisade@example.com>\" ({e})"),
         )
     })
+}
+
+/// A lifetime from 1 to `max` (days or seconds, as the caller counts).
+fn bounded(source: &str, v: u64, max: u64) -> Result<u64, ConfigError> {
+    if v == 0 || v > max {
+        return Err(invalid(source, &format!("must be from 1 to {max}")));
+    }
+    Ok(v)
+}
+
+/// A rate limit: attempts per window, 0 to turn it off.
+fn count(source: &str, v: u64) -> Result<u32, ConfigError> {
+    u32::try_from(v).map_err(|_| invalid(source, "value is too large"))
 }
 
 fn min_length(source: &str, v: u64) -> Result<usize, ConfigError> {
@@ -1248,6 +1384,35 @@ mod tests {
         assert_eq!(c.listen.port(), 3333, "flags beat the environment");
         assert_eq!(c.sessions.expose(), "redis://cache:6379");
         assert_eq!(c.database.expose(), "sqlite:///tmp/x.db");
+    }
+
+    #[test]
+    fn account_flow_settings_from_file_and_env() {
+        let (_dir, flags) = with_file(
+            "[accounts]\nactivation_days = 3\npassword_reset_timeout = 900\n\
+             flow_limit_per_ip = 7\nflow_limit_window_secs = 60\n",
+        );
+        let c = Config::load(&sources(&[("PALISADE_FLOW_LIMIT_PER_ADDRESS", "0")], flags)).unwrap();
+        assert_eq!(c.accounts.activation_ttl, Duration::from_secs(3 * 86_400));
+        assert_eq!(c.accounts.reset_ttl, Duration::from_secs(900));
+        assert_eq!(c.accounts.flow_limits.per_ip, 7);
+        assert_eq!(c.accounts.flow_limits.per_address, 0);
+        assert_eq!(c.accounts.flow_limits.window, Duration::from_secs(60));
+
+        let d = Config::load(&sources(&[], Flags::default())).unwrap();
+        assert_eq!(d.accounts.activation_ttl, Duration::from_secs(7 * 86_400));
+        assert_eq!(d.accounts.reset_ttl, Duration::from_secs(3600));
+        for (name, value) in [
+            ("PALISADE_ACCOUNT_ACTIVATION_DAYS", "0"),
+            ("PALISADE_ACCOUNT_ACTIVATION_DAYS", "91"),
+            ("PALISADE_PASSWORD_RESET_TIMEOUT", "999999999"),
+            ("PALISADE_FLOW_LIMIT_WINDOW_SECS", "0"),
+        ] {
+            let err = Config::load(&sources(&[(name, value)], Flags::default()))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(name), "{err}");
+        }
     }
 
     #[test]
@@ -1632,5 +1797,27 @@ mod tests {
     fn test_routes_only_from_env() {
         let c = Config::load(&sources(&[("PALISADE_TEST_ROUTES", "1")], Flags::default())).unwrap();
         assert!(c.test_routes);
+    }
+
+    #[test]
+    fn master_key_only_from_env_and_never_shown() {
+        let text = "h8sOGu9H3Z2wbkMvGh_9HMnU7gk2lY4v7gqvYu9H3Z0=";
+        let c = Config::load(&sources(&[("PALISADE_MASTER_KEY", text)], Flags::default())).unwrap();
+        assert_eq!(c.master_key.as_ref().map(MasterKeyText::expose), Some(text));
+        let shown = format!("{c:?}");
+        assert!(!shown.contains(text), "{shown}");
+        let c = Config::load(&sources(&[("PALISADE_MASTER_KEY", " ")], Flags::default())).unwrap();
+        assert!(c.master_key.is_none(), "empty is unset");
+        // Not a file setting: the file travels with the database it would unlock.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("palisade.toml");
+        std::fs::write(&file, format!("master_key = \"{text}\"\n")).unwrap();
+        let flags = Flags {
+            config: Some(file),
+            ..Flags::default()
+        };
+        let err = Config::load(&sources(&[], flags)).unwrap_err().to_string();
+        assert!(err.contains("master_key"), "{err}");
+        assert!(!err.contains(text), "{err}");
     }
 }

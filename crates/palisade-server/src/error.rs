@@ -21,6 +21,9 @@ pub enum ServerError {
     Template { name: String, reason: String },
     #[error("database: {0}")]
     Database(String),
+    /// The shared secrets in the database (a master key that does not open them, …).
+    #[error(transparent)]
+    Secrets(#[from] crate::secrets::SecretError),
 }
 
 impl ServerError {

@@ -19,6 +19,12 @@
 //! `Router<AppState>` merged in [`app::router`]; shared services (database pool, session
 //! store, password-hashing pool) become fields of [`AppState`], built in [`AppState::new`].
 //!
+//! The self-service flows, registration with e-mail activation ([`registration`]) and
+//! password change and reset ([`password_flows`]), share [`forms`] (field errors, policy and
+//! hashing in one pool job, token bindings, the per-IP and per-address [`throttle::FlowLimiter`]);
+//! their tokens are signed by a key ring that [`secrets`] keeps in the database under the
+//! master key.
+//!
 //! The account pages ([`accounts`]) build on [`auth`] (sessions, CSRF, safe redirects),
 //! [`hashpool`] (password hashing in a bounded pool off the runtime) and [`throttle`] (login
 //! rate limits that cannot be turned into a lockout); each module's documentation gives its
@@ -33,18 +39,28 @@
 //! (`mail.failed`) by a task fed from the mailer's failure hook; on shutdown the mailer is
 //! drained after the HTTP requests and before the database closes.
 //!
-//! Secrets (database, session-store and SMTP URLs, later keys) are typed so their `Debug` and
-//! `Display` never show them; nothing here logs headers, query strings or bodies.
+//! Secrets that every node must share (the account-token signing keys now, later OAuth and
+//! drop keys) live in the database, sealed by [`secrets`] under the deployment's master key
+//! (`DATA_DIR/master.key` or `PALISADE_MASTER_KEY`): [`Server::bind`] loads (or makes) the
+//! master key and [`Server::prepare`] opens the key ring once, so a master key that does not
+//! match the database is a start-up error.
+//!
+//! Secrets (database, session-store and SMTP URLs, the master key) are typed so their `Debug`
+//! and `Display` never show them; nothing here logs headers, query strings or bodies.
 
 pub mod accounts;
 pub mod app;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod forms;
 pub mod hashpool;
 pub mod hosts;
 pub mod mail;
 pub mod middleware;
+pub mod password_flows;
+pub mod registration;
+pub mod secrets;
 pub mod server;
 pub mod throttle;
 pub mod tls;

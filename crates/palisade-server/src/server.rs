@@ -25,9 +25,10 @@ use palisade_core::{AuditEvent, AuditLog as _, SessionStore as _, TokenStore as 
 use palisade_store::SqliteStore;
 
 use crate::app::{self, AppState};
-use crate::config::Config;
+use crate::config::{Config, MasterKeyText};
 use crate::error::ServerError;
 use crate::mail::{FailureHook, MailFailure, Mailer};
+use crate::secrets::MasterKey;
 use crate::tls;
 
 /// How long a connection may take to complete its TLS handshake or first request; a client
@@ -110,6 +111,7 @@ pub struct Server {
     tls: Option<Arc<ServerConfig>>,
     csrf_key: crate::auth::ServerKey,
     password_policy: PasswordPolicy,
+    master_key: MasterKey,
     services: Option<Services>,
 }
 
@@ -292,6 +294,7 @@ fn check_storage(config: &Config) -> Result<(), ServerError> {
 
 impl Server {
     /// Prepares everything that can fail because of the machine: the data directory, the
+    /// master key (`DATA_DIR/master.key`, made on first start, or `PALISADE_MASTER_KEY`), the
     /// development certificates (HTTPS only) and the listening socket (port 0 picks a free
     /// port). Blocking file I/O; call it before or outside the async runtime's hot path.
     pub fn bind(config: Config) -> Result<Server, ServerError> {
@@ -302,6 +305,12 @@ impl Server {
         log_policy(&password_policy, &config);
         ensure_data_dir(&config.data_dir)?;
         let csrf_key = crate::auth::load_or_create_key(&config.data_dir)?;
+        // Before anything is bound: a malformed PALISADE_MASTER_KEY or master.key is a
+        // start-up error. Whether it matches the database is checked by `prepare`.
+        let master_key = crate::secrets::load_or_create_master_key(
+            &config.data_dir,
+            config.master_key.as_ref().map(MasterKeyText::expose),
+        )?;
         let tls = if config.insecure_http {
             None
         } else {
@@ -325,11 +334,13 @@ impl Server {
             tls,
             csrf_key,
             password_policy,
+            master_key,
             services: None,
         })
     }
 
-    /// Opens the database, applies pending migrations, starts the mailer (creating the
+    /// Opens the database, applies pending migrations, opens the token-signing keys with the
+    /// master key (making the first one on a new database), starts the mailer (creating the
     /// outbox, or preparing the SMTP client) and builds the application state. Call it
     /// before announcing the address so a broken database or mail set-up is reported as a
     /// start-up error; [`Server::serve`] calls it itself if it has not been called. Must run
@@ -346,6 +357,14 @@ impl Server {
             return Err(ServerError::Database(format!(
                 "migrating the database: {e}"
             )));
+        }
+        // Opens (on a new database: makes) the token-signing keys now, so a master key that
+        // does not match the database stops the start rather than the first sign-up.
+        if let Err(e) =
+            crate::secrets::token_key_ring(&store, &self.master_key, crate::auth::now()).await
+        {
+            store.close().await;
+            return Err(e.into());
         }
         let mail_audit = MailAudit::start(store.clone());
         // Mailer::start logs the transport it uses: the redacted SMTP URL or the outbox path.
@@ -366,6 +385,7 @@ impl Server {
             self.csrf_key.clone(),
             self.password_policy.clone(),
             mailer.clone(),
+            self.master_key.clone(),
         ) {
             Ok(state) => state,
             Err(e) => {

@@ -210,6 +210,133 @@ impl LoginThrottle for MemoryThrottle {
     }
 }
 
+/// The account flows that send mail or set a password without a session: each is limited
+/// separately, so a burst of registrations does not block a password reset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Flow {
+    /// `POST /accounts/register/`.
+    Register,
+    /// `POST /accounts/activate/resend/`.
+    ResendActivation,
+    /// `POST /accounts/password/reset/`.
+    PasswordReset,
+    /// The token endpoints: `POST /accounts/activate/<token>/`, `POST /accounts/reset/…`.
+    Token,
+}
+
+/// Limits on the mail-sending account flows (registration, resend, reset request) and the
+/// token endpoints.
+///
+/// Unlike login, every attempt counts, not only failures: each one sends an e-mail or
+/// costs a password hash, and a success tells an attacker nothing either way. Two keys:
+/// - **per IP** ([`FlowLimitSettings::per_ip`] attempts per window and flow): one machine
+///   cannot flood the mail queue or the hashing pool;
+/// - **per address** ([`FlowLimitSettings::per_address`], the submitted e-mail address,
+///   case-folded): nobody can bury one inbox in activation or reset mail from many
+///   machines. The count is the same whether an account uses the address or not, so a 429
+///   here reveals nothing about accounts.
+///
+/// The per-address count is taken only once the form is valid and mail is about to go out,
+/// so someone retrying a refused password does not use up their own address. Refusals are
+/// not counted, so an attacker hammering past the limit does not extend it.
+/// The maps are bounded like the login throttle's.
+#[derive(Debug)]
+pub struct FlowLimiter {
+    settings: FlowLimitSettings,
+    state: Mutex<FlowState>,
+}
+
+/// The numbers behind a [`FlowLimiter`] (`[limits]` in `palisade.toml`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowLimitSettings {
+    pub window: Duration,
+    /// Attempts per window from one IP address, per flow; 0 turns the limit off.
+    pub per_ip: u32,
+    /// Attempts per window naming one e-mail address, per flow; 0 turns the limit off.
+    pub per_address: u32,
+}
+
+impl Default for FlowLimitSettings {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(60 * 60),
+            per_ip: 20,
+            per_address: 5,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct FlowState {
+    ip: Counters<(Flow, IpAddr)>,
+    address: Counters<(Flow, String)>,
+}
+
+impl FlowLimiter {
+    pub fn new(settings: FlowLimitSettings) -> Self {
+        Self {
+            settings,
+            state: Mutex::new(FlowState {
+                ip: Counters::new(),
+                address: Counters::new(),
+            }),
+        }
+    }
+
+    pub fn settings(&self) -> FlowLimitSettings {
+        self.settings
+    }
+
+    /// Counts one attempt of `flow` from `ip`, or refuses it, uncounted, with the time until
+    /// the window ends. Every request counts, valid or not.
+    pub fn attempt_ip(&self, flow: Flow, ip: IpAddr, now: Instant) -> Result<(), RetryAfter> {
+        let limit = self.settings.per_ip;
+        let mut state = self.lock();
+        Self::count(&mut state.ip, (flow, ip), limit, self.settings.window, now)
+    }
+
+    /// Counts one request of `flow` that names `address` and is about to act on it (send a
+    /// mail), or refuses it. Called only once the form is valid, so a user fixing a refused
+    /// password is not locked out of their own address.
+    pub fn attempt_address(
+        &self,
+        flow: Flow,
+        address: &str,
+        now: Instant,
+    ) -> Result<(), RetryAfter> {
+        let limit = self.settings.per_address;
+        let mut state = self.lock();
+        let key = (flow, account_key(address));
+        Self::count(&mut state.address, key, limit, self.settings.window, now)
+    }
+
+    fn count<K: Hash + Eq + Clone>(
+        counters: &mut Counters<K>,
+        key: K,
+        limit: u32,
+        window: Duration,
+        now: Instant,
+    ) -> Result<(), RetryAfter> {
+        if limit == 0 {
+            return Ok(());
+        }
+        if let Some(w) = counters.current(&key, now, window)
+            && w.count >= limit
+        {
+            return Err(RetryAfter(window.saturating_sub(now - w.start)));
+        }
+        counters.bump(key, now, window);
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FlowState> {
+        // Plain counters stay usable after a panic elsewhere.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -269,5 +396,76 @@ mod tests {
         }
         t.record_success(ip(1), "carol");
         assert!(t.check(ip(1), "carol", now).is_ok());
+    }
+
+    #[test]
+    fn flows_limit_per_ip_and_per_address_separately() {
+        let limiter = FlowLimiter::new(FlowLimitSettings {
+            window: Duration::from_secs(60),
+            per_ip: 4,
+            per_address: 2,
+        });
+        let now = Instant::now();
+        let reset = Flow::PasswordReset;
+        assert!(
+            limiter
+                .attempt_address(reset, "Victim@Example.com", now)
+                .is_ok()
+        );
+        assert!(
+            limiter
+                .attempt_address(reset, "victim@example.com", now)
+                .is_ok()
+        );
+        // The address is full whoever asks, however it is spelled.
+        let r = limiter
+            .attempt_address(reset, " victim@example.COM", now)
+            .unwrap_err();
+        assert_eq!(r.secs(), 60);
+        // Other flows and other addresses are unaffected.
+        assert!(
+            limiter
+                .attempt_address(Flow::Register, "victim@example.com", now)
+                .is_ok()
+        );
+        assert!(
+            limiter
+                .attempt_address(reset, "other@example.com", now)
+                .is_ok()
+        );
+        for _ in 0..4 {
+            assert!(limiter.attempt_ip(reset, ip(1), now).is_ok());
+        }
+        // Refused attempts are not counted, and other addresses and flows go on.
+        for _ in 0..3 {
+            assert!(limiter.attempt_ip(reset, ip(1), now).is_err());
+        }
+        assert!(limiter.attempt_ip(reset, ip(2), now).is_ok());
+        assert!(limiter.attempt_ip(Flow::Register, ip(1), now).is_ok());
+        let later = now + Duration::from_secs(60);
+        assert!(limiter.attempt_ip(reset, ip(1), later).is_ok());
+        assert!(
+            limiter
+                .attempt_address(reset, "victim@example.com", later)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn zero_turns_a_flow_limit_off() {
+        let limiter = FlowLimiter::new(FlowLimitSettings {
+            window: Duration::from_secs(60),
+            per_ip: 0,
+            per_address: 0,
+        });
+        let now = Instant::now();
+        for _ in 0..1000 {
+            assert!(limiter.attempt_ip(Flow::Register, ip(1), now).is_ok());
+            assert!(
+                limiter
+                    .attempt_address(Flow::Register, "a@b.c", now)
+                    .is_ok()
+            );
+        }
     }
 }

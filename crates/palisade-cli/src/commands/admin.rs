@@ -13,7 +13,8 @@ use std::io::{BufRead, IsTerminal, Read};
 use palisade_core::password_policy::PasswordPolicy;
 use palisade_core::{AuditEvent, AuditLog, StoreError, Timestamp, User, UserStore, Username};
 use palisade_crypto::password::Argon2Params;
-use palisade_server::config::MAX_PASSWORD_BYTES;
+use palisade_server::config::{MAX_PASSWORD_BYTES, MasterKeyText};
+use palisade_server::secrets::MasterKey;
 use palisade_server::{Config, Flags, Sources};
 use palisade_store::SqliteStore;
 
@@ -106,6 +107,17 @@ impl Admin {
             .password_policy
             .build()
             .map_err(|e| CliError::usage(e.to_string()))
+    }
+
+    /// The deployment's master key, loaded as `serve` loads it: `$PALISADE_MASTER_KEY`, else
+    /// `DIR/master.key`, made (0600) if neither exists. Only the commands that open the
+    /// shared secrets ask for it.
+    pub fn master_key(&self) -> CliResult<MasterKey> {
+        palisade_server::secrets::load_or_create_master_key(
+            &self.config.data_dir,
+            self.config.master_key.as_ref().map(MasterKeyText::expose),
+        )
+        .map_err(|e| CliError::usage(e.to_string()))
     }
 
     /// The user called `name` (case-insensitively), or exit 2 "no user named NAME".

@@ -8,6 +8,7 @@ mod fernet;
 mod hash;
 mod import;
 mod keygen;
+mod keys;
 mod mac;
 mod migrate;
 mod random;
@@ -45,6 +46,7 @@ pub fn run(global: GlobalOpts, command: Command) -> CliResult<u8> {
         Command::User(cmd) => user::run(global, cmd),
         Command::Session(cmd) => session::run(global, cmd),
         Command::Audit(cmd) => audit::run(global, cmd),
+        Command::Keys(cmd) => keys::run(global, cmd),
         Command::Import(cmd) => import::run(global, cmd),
     }
 }
