@@ -167,6 +167,65 @@ fn length_is_counted_in_characters_for_unicode_passwords() {
 }
 
 #[test]
+fn every_rule_refuses_unicode_passwords_through_set_password() {
+    // The user is named so the similarity rule has something Unicode to compare with.
+    let env = Env::new("[password_policy]\nmin_words = 2\n");
+    let name = "émilie-dupont";
+    let out = env.run(
+        &[
+            "user",
+            "create",
+            name,
+            "--email",
+            "emilie@example.com",
+            "--password-stdin",
+        ],
+        "tulip château canopy lumière 2024\n".as_bytes(),
+    );
+    assert_code(&out, 0);
+    let before = env.hash_of(name);
+    let long = "密".repeat(342);
+    for (password, sentence) in [
+        (
+            "日本語のパス",
+            "This password is too short. It must contain at least 10 characters.",
+        ),
+        (
+            long.as_str(),
+            "This password is too long. It must contain at most 1024 bytes",
+        ),
+        ("١٢٣٤٥٦٧٨٩٠١٢٣", "This password is entirely numeric."),
+        (
+            "émilie-dupont-",
+            "This password is too similar to the username, e-mail address or name.",
+        ),
+        (
+            "zqxjvkwpfhgtbnmlrc",
+            "at least 2 different words from the word list",
+        ),
+        (
+            "ééééééééééééé",
+            "This password is too common or too easy to guess",
+        ),
+    ] {
+        let out = env.set_password(name, password);
+        assert_code(&out, 2);
+        let err = stderr(&out);
+        assert!(
+            err.starts_with("palisade: password refused: ") && err.contains(sentence),
+            "{password:?}: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert_eq!(env.hash_of(name), before, "{password:?} must not be stored");
+    }
+    assert_code(
+        &env.set_password(name, "pebble lumière façade lantern 88"),
+        0,
+    );
+    assert_ne!(env.hash_of(name), before);
+}
+
+#[test]
 fn common_passwords_file_refuses_a_listed_password() {
     // Strong-looking to zxcvbn: only the administrator's list knows it is common here.
     let listed = "Zebra-Quantum-88!x";
@@ -208,6 +267,8 @@ fn breached_passwords_file_refuses_a_listed_password() {
         format!("{}:7", sha1_hex("some other password")),
         format!("{}:1", sha1_hex("yet another one")),
         format!("{}:3", sha1_hex("and a fourth")),
+        // The SHA-1 of the UTF-8 bytes, as the corpus hashes them.
+        format!("{}:5", sha1_hex("Ünïcödé-léaked-pässwörd-2019")),
     ];
     lines.sort();
     std::fs::write(env.dir.join("pwned.txt"), lines.join("\r\n") + "\r\n").unwrap();
@@ -221,6 +282,9 @@ fn breached_passwords_file_refuses_a_listed_password() {
          Choose a different one.",
     );
     assert_eq!(env.hash_of("alice"), before);
+    let out = env.set_password("alice", "Ünïcödé-léaked-pässwörd-2019");
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("data breach"), "{}", stderr(&out));
     let out = env.create("bob", breached);
     assert_code(&out, 2);
     assert!(stderr(&out).contains("data breach"), "{}", stderr(&out));
