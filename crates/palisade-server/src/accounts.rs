@@ -22,7 +22,7 @@ use palisade_crypto::password::{self, Verified};
 use serde::Deserialize;
 
 use crate::app::AppState;
-use crate::auth::{self, Authenticated, MaybeUser};
+use crate::auth::{self, Authenticated, CheckedForm, MaybeUser};
 use crate::error::AppError;
 use crate::middleware::ClientInfo;
 use crate::throttle::LoginThrottle;
@@ -37,6 +37,8 @@ const MAX_USER_AGENT_CHARS: usize = 512;
 const MAX_PASSWORD_BYTES: usize = 4096;
 /// Suggested wait when the hashing pool is full.
 const BUSY_RETRY_SECS: &str = "2";
+
+crate::auth::csrf_field!(LoginForm, CsrfForm);
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -184,19 +186,8 @@ async fn login(
     Extension(client): Extension<ClientInfo>,
     MaybeUser(current): MaybeUser,
     headers: HeaderMap,
-    uri: Uri,
-    Form(form): Form<LoginForm>,
+    CheckedForm(form): CheckedForm<LoginForm>,
 ) -> Result<Response, AppError> {
-    if let Err(refused) = auth::check_csrf(
-        &state,
-        &headers,
-        &uri,
-        &client,
-        current.as_ref(),
-        form.csrf_token.as_deref(),
-    ) {
-        return Ok(refused.into_response());
-    }
     let (token, cookie) = auth::form_token(&state, &headers, current.as_ref())?;
     let submitted = truncate(&form.username, MAX_SUBMITTED_CHARS);
     if let Err(wait) = state
@@ -425,20 +416,8 @@ async fn revoke(
     Extension(client): Extension<ClientInfo>,
     current: Authenticated,
     Path(key): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-    Form(form): Form<CsrfForm>,
+    CheckedForm(_): CheckedForm<CsrfForm>,
 ) -> Result<Response, AppError> {
-    if let Err(refused) = auth::check_csrf(
-        &state,
-        &headers,
-        &uri,
-        &client,
-        Some(&current),
-        form.csrf_token.as_deref(),
-    ) {
-        return Ok(refused.into_response());
-    }
     let not_found = || {
         no_store(
             (

@@ -43,7 +43,8 @@
 
 use std::path::Path;
 
-use axum::extract::FromRequestParts;
+use axum::Form;
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -51,6 +52,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use palisade_core::{Session, SessionId, SessionStore, SessionUserStore, Timestamp, User};
 use palisade_crypto::mac::{MacAlgorithm, constant_time_eq, mac};
+use serde::de::DeserializeOwned;
 
 use crate::app::AppState;
 use crate::error::{AppError, ServerError};
@@ -378,6 +380,68 @@ pub fn check_csrf(
         Ok(())
     } else {
         Err(CsrfFailure::BadToken)
+    }
+}
+
+/// A form that carries the CSRF field (`csrf_token`).
+pub trait HasCsrfToken {
+    fn csrf_token(&self) -> Option<&str>;
+}
+
+/// Implements [`HasCsrfToken`] for form structs with a `csrf_token: Option<String>` field.
+macro_rules! csrf_field {
+    ($($form:ty),+ $(,)?) => {
+        $(impl $crate::auth::HasCsrfToken for $form {
+            fn csrf_token(&self) -> Option<&str> {
+                self.csrf_token.as_deref()
+            }
+        })+
+    };
+}
+pub(crate) use csrf_field;
+
+/// The extractor every unsafe account route takes instead of `Form`: the body parsed as a
+/// form, and the CSRF token and (over HTTPS) the origin checked by [`check_csrf`] against
+/// the request's session or anonymous CSRF cookie before the handler runs, so no handler can
+/// forget the check. A refusal is the plain 403 of [`CsrfFailure`]. (Logout keeps its own
+/// check: signed out, there is nothing to protect.)
+#[derive(Debug)]
+pub struct CheckedForm<T>(pub T);
+
+impl<T> FromRequest<AppState> for CheckedForm<T>
+where
+    T: DeserializeOwned + HasCsrfToken + Send,
+{
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        // Resolved once per request: a `MaybeUser` or `Authenticated` extractor before this
+        // one has left it in the extensions.
+        let MaybeUser(current) = MaybeUser::from_request_parts(&mut parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let client = parts
+            .extensions
+            .get::<ClientInfo>()
+            .copied()
+            .ok_or_else(|| AppError::Internal("no client info on the request".into()))
+            .map_err(IntoResponse::into_response)?;
+        let headers = parts.headers.clone();
+        let uri = parts.uri.clone();
+        let Form(form) = Form::<T>::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        check_csrf(
+            state,
+            &headers,
+            &uri,
+            &client,
+            current.as_ref(),
+            form.csrf_token(),
+        )
+        .map_err(IntoResponse::into_response)?;
+        Ok(Self(form))
     }
 }
 

@@ -8,13 +8,13 @@
 //! same whether or not the name or address is taken.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use palisade_core::token::KeyRing;
+use palisade_core::token::{self, KeyRing, Purpose, TokenId};
 use palisade_core::{Email, User, UserId};
 use palisade_crypto::password;
 
@@ -25,6 +25,7 @@ use crate::accounts::{audit, with_cookie};
 use crate::app::AppState;
 use crate::auth::{self, Authenticated};
 use crate::error::AppError;
+use crate::mail::OutgoingMail;
 use crate::middleware::ClientInfo;
 use crate::throttle::{Flow, RetryAfter};
 
@@ -205,6 +206,46 @@ pub async fn token_ring(state: &AppState) -> Result<KeyRing, AppError> {
         .map_err(|e| AppError::Internal(format!("token keys: {e}")))
 }
 
+/// A new signed link token for `user`: its lifetime and binding follow from `purpose`
+/// (`account_activation_days` and [`activation_binding`], or `password_reset_timeout` and
+/// [`reset_binding`]). Returns the token and its lifetime.
+pub async fn issue_token(
+    state: &AppState,
+    user: &User,
+    purpose: Purpose,
+) -> Result<(String, Duration), AppError> {
+    let (ttl, binding) = match purpose {
+        Purpose::Activation => (
+            state.config().accounts.activation_ttl,
+            activation_binding(user),
+        ),
+        Purpose::PasswordReset => (state.config().accounts.reset_ttl, reset_binding(user)),
+    };
+    let ring = token_ring(state).await?;
+    let id = TokenId::generate().map_err(|e| AppError::Internal(format!("random: {e}")))?;
+    let token = token::issue(
+        &ring,
+        purpose,
+        user.id,
+        id,
+        state.now(),
+        i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX),
+        &binding,
+    );
+    Ok((token, ttl))
+}
+
+/// Queues a plain-text mail. The page a flow answers with is the same whatever happens to
+/// it: failures are logged and audited by the mailer, never shown.
+pub fn send_mail(state: &AppState, to: &Email, subject: &str, body: String) {
+    let _ = state.mailer().send(OutgoingMail {
+        to: to.as_str().to_owned(),
+        subject: subject.to_owned(),
+        text_body: body,
+        html_body: None,
+    });
+}
+
 /// `https://host[:port]` as this request reached us, for links in mail. The `Host` header
 /// has been checked against the allowed hosts by the edge layer, so a forged one never
 /// gets this far.
@@ -296,6 +337,8 @@ pub struct EmailForm {
     pub csrf_token: Option<String>,
 }
 
+crate::auth::csrf_field!(EmailForm);
+
 /// What a one-field e-mail request mails, and to which of the address's accounts.
 #[derive(Debug, Clone, Copy)]
 pub enum LinkMail {
@@ -336,7 +379,8 @@ impl LinkMail {
     }
 }
 
-/// The POST of a one-field e-mail form: CSRF, the per-IP limit, the address (a malformed one
+/// The POST of a one-field e-mail form (its CSRF token checked by [`auth::CheckedForm`]):
+/// the per-IP limit, the address (a malformed one
 /// is a field error on `render_form`), the per-address limit, then a link to every account
 /// of the address that `mail` wants, one audit record whether or not any did, and the
 /// `done` page, the same for every address.
@@ -354,16 +398,6 @@ pub async fn email_request(
         headers,
         uri,
     } = ctx;
-    if let Err(refused) = auth::check_csrf(
-        state,
-        headers,
-        uri,
-        client,
-        current,
-        form.csrf_token.as_deref(),
-    ) {
-        return Ok(refused.into_response());
-    }
     let raw = field(&form.email);
     if let Some(refused) = limit_ip(state, mail.flow(), client) {
         return Ok(refused);

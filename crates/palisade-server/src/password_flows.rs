@@ -17,21 +17,20 @@
 
 use std::time::Instant;
 
+use axum::Router;
 use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use axum::{Form, Router};
-use palisade_core::token::{self, Claims, Purpose, TokenError, TokenId};
+use palisade_core::token::{self, Claims, Purpose, TokenError};
 use palisade_core::{SessionStore, TokenStore, User, UserStore};
 use serde::Deserialize;
 
 use crate::accounts::{audit, no_store, with_cookie};
 use crate::app::AppState;
-use crate::auth::{self, Authenticated, MaybeUser};
+use crate::auth::{self, Authenticated, CheckedForm, MaybeUser};
 use crate::error::AppError;
 use crate::forms::{self, Ctx, EmailForm, FieldErrors, LinkMail, MISMATCH, NewPassword};
-use crate::mail::OutgoingMail;
 use crate::middleware::ClientInfo;
 use crate::registration::{message, render_email_form};
 use crate::throttle::{Flow, LoginThrottle};
@@ -39,6 +38,8 @@ use crate::throttle::{Flow, LoginThrottle};
 /// Django's wording.
 pub const OLD_PASSWORD_WRONG: &str =
     "Your old password was entered incorrectly. Please enter it again.";
+
+crate::auth::csrf_field!(SetPasswordForm);
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -150,20 +151,8 @@ async fn change(
     State(state): State<AppState>,
     Extension(client): Extension<ClientInfo>,
     current: Authenticated,
-    headers: HeaderMap,
-    uri: Uri,
-    Form(form): Form<SetPasswordForm>,
+    CheckedForm(form): CheckedForm<SetPasswordForm>,
 ) -> Result<Response, AppError> {
-    if let Err(refused) = auth::check_csrf(
-        &state,
-        &headers,
-        &uri,
-        &client,
-        Some(&current),
-        form.csrf_token.as_deref(),
-    ) {
-        return Ok(refused.into_response());
-    }
     let user = &current.user;
     let name = user.username.as_str();
     if let Err(wait) = state.throttle().check(client.ip, name, Instant::now()) {
@@ -254,22 +243,12 @@ async fn reset_request_form(
     Ok(with_cookie(page, cookie))
 }
 
+/// Issues a reset token for `user` and mails the link.
 pub(crate) async fn send_reset(state: &AppState, user: &User, site: &str) -> Result<(), AppError> {
     let Some(email) = &user.email else {
         return Ok(());
     };
-    let ring = forms::token_ring(state).await?;
-    let id = TokenId::generate().map_err(|e| AppError::Internal(format!("random: {e}")))?;
-    let ttl = state.config().accounts.reset_ttl;
-    let token = token::issue(
-        &ring,
-        Purpose::PasswordReset,
-        user.id,
-        id,
-        state.now(),
-        i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX),
-        &forms::reset_binding(user),
-    );
+    let (token, ttl) = forms::issue_token(state, user, Purpose::PasswordReset).await?;
     let minutes = ttl.as_secs().div_ceil(60);
     let body = format!(
         "Hello {name},\n\n\
@@ -283,13 +262,7 @@ pub(crate) async fn send_reset(state: &AppState, user: &User, site: &str) -> Res
         unit = if minutes == 1 { "minute" } else { "minutes" },
         uid = forms::encode_uid(user.id),
     );
-    // The page is the same whatever happens to the mail (the mailer logs and audits).
-    let _ = state.mailer().send(OutgoingMail {
-        to: email.as_str().to_owned(),
-        subject: "Reset your password".to_owned(),
-        text_body: body,
-        html_body: None,
-    });
+    forms::send_mail(state, email, "Reset your password", body);
     Ok(())
 }
 
@@ -299,7 +272,7 @@ async fn reset_request(
     MaybeUser(current): MaybeUser,
     headers: HeaderMap,
     uri: Uri,
-    Form(form): Form<EmailForm>,
+    CheckedForm(form): CheckedForm<EmailForm>,
 ) -> Result<Response, AppError> {
     let ctx = Ctx {
         state: &state,
@@ -420,20 +393,9 @@ async fn reset_confirm(
     Extension(client): Extension<ClientInfo>,
     MaybeUser(current): MaybeUser,
     headers: HeaderMap,
-    uri: Uri,
     Path((uid, token)): Path<(String, String)>,
-    Form(form): Form<SetPasswordForm>,
+    CheckedForm(form): CheckedForm<SetPasswordForm>,
 ) -> Result<Response, AppError> {
-    if let Err(refused) = auth::check_csrf(
-        &state,
-        &headers,
-        &uri,
-        &client,
-        current.as_ref(),
-        form.csrf_token.as_deref(),
-    ) {
-        return Ok(refused.into_response());
-    }
     if let Some(refused) = forms::limit_ip(&state, Flow::Token, &client) {
         return Ok(refused);
     }

@@ -20,23 +20,26 @@
 //! activates. Expired, invalid and already-used links each get their own page with the way
 //! to a new link (`/accounts/activate/resend/`, which answers the same for every address).
 
+use axum::Router;
 use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Form, Router};
-use palisade_core::token::{self, Claims, Purpose, TokenError, TokenId};
+use palisade_core::token::{self, Claims, Purpose, TokenError};
 use palisade_core::{Email, NewUser, StoreError, TokenStore, User, UserStore, Username};
 use serde::Deserialize;
 
 use crate::accounts::{audit, no_store, with_cookie};
 use crate::app::AppState;
-use crate::auth::{self, MaybeUser};
+use crate::auth::{self, CheckedForm, MaybeUser};
 use crate::error::AppError;
-use crate::forms::{self, Ctx, EmailForm, FieldErrors, LinkMail, MISMATCH, NewPassword};
-use crate::mail::OutgoingMail;
+use crate::forms::{
+    self, Ctx, EmailForm, FieldErrors, LinkMail, MISMATCH, NewPassword, send_mail as send,
+};
 use crate::middleware::ClientInfo;
 use crate::throttle::Flow;
+
+crate::auth::csrf_field!(RegisterForm, CsrfOnly);
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -134,17 +137,6 @@ async fn register_form(
     Ok(with_cookie(page, cookie))
 }
 
-fn send(state: &AppState, to: &Email, subject: &str, body: String) {
-    // The page is the same whatever happens to the mail: failures are logged and audited
-    // by the mailer, never shown.
-    let _ = state.mailer().send(OutgoingMail {
-        to: to.as_str().to_owned(),
-        subject: subject.to_owned(),
-        text_body: body,
-        html_body: None,
-    });
-}
-
 /// Issues an activation token for `user` and mails the link.
 pub(crate) async fn send_activation(
     state: &AppState,
@@ -154,18 +146,7 @@ pub(crate) async fn send_activation(
     let Some(email) = &user.email else {
         return Ok(());
     };
-    let ring = forms::token_ring(state).await?;
-    let id = TokenId::generate().map_err(|e| AppError::Internal(format!("random: {e}")))?;
-    let ttl = state.config().accounts.activation_ttl;
-    let token = token::issue(
-        &ring,
-        Purpose::Activation,
-        user.id,
-        id,
-        state.now(),
-        i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX),
-        &forms::activation_binding(user),
-    );
+    let (token, ttl) = forms::issue_token(state, user, Purpose::Activation).await?;
     let days = ttl.as_secs().div_ceil(86_400);
     let body = format!(
         "Hello {name},\n\n\
@@ -206,18 +187,8 @@ async fn register(
     MaybeUser(current): MaybeUser,
     headers: HeaderMap,
     uri: Uri,
-    Form(form): Form<RegisterForm>,
+    CheckedForm(form): CheckedForm<RegisterForm>,
 ) -> Result<Response, AppError> {
-    if let Err(refused) = auth::check_csrf(
-        &state,
-        &headers,
-        &uri,
-        &client,
-        current.as_ref(),
-        form.csrf_token.as_deref(),
-    ) {
-        return Ok(refused.into_response());
-    }
     let username_raw = forms::field(&form.username);
     let email_raw = forms::field(&form.email);
     if let Some(refused) = forms::limit_ip(&state, Flow::Register, &client) {
@@ -474,22 +445,9 @@ async fn activate_page(
 async fn activate(
     State(state): State<AppState>,
     Extension(client): Extension<ClientInfo>,
-    MaybeUser(current): MaybeUser,
-    headers: HeaderMap,
-    uri: Uri,
     Path(token): Path<String>,
-    Form(form): Form<CsrfOnly>,
+    CheckedForm(_): CheckedForm<CsrfOnly>,
 ) -> Result<Response, AppError> {
-    if let Err(refused) = auth::check_csrf(
-        &state,
-        &headers,
-        &uri,
-        &client,
-        current.as_ref(),
-        form.csrf_token.as_deref(),
-    ) {
-        return Ok(refused.into_response());
-    }
     if let Some(refused) = forms::limit_ip(&state, Flow::Token, &client) {
         return Ok(refused);
     }
@@ -587,7 +545,7 @@ async fn resend(
     MaybeUser(current): MaybeUser,
     headers: HeaderMap,
     uri: Uri,
-    Form(form): Form<EmailForm>,
+    CheckedForm(form): CheckedForm<EmailForm>,
 ) -> Result<Response, AppError> {
     let ctx = Ctx {
         state: &state,

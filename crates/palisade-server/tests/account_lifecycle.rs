@@ -724,3 +724,64 @@ async fn registration_through_a_real_smtp_server() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_account_form_needs_its_csrf_token_and_our_origin() {
+    let mut server = TestServer::start(|_| {}).await;
+    seed(&server, "quinn", "quinn@example.com", GOOD).await;
+    let mut b = server.browser();
+    let token = b.get("/accounts/register/").await.csrf_token();
+    let routes = [
+        "/accounts/register/",
+        "/accounts/activate/resend/",
+        "/accounts/password/reset/",
+        "/accounts/activate/abc.def/",
+        "/accounts/reset/MQ/abc.def/",
+    ];
+    let fields = [("email", "quinn@example.com"), ("username", "x")];
+    for path in routes {
+        let missing = b.post(path, &fields).await;
+        assert_eq!(
+            missing.status,
+            StatusCode::FORBIDDEN,
+            "{path} without a token"
+        );
+        let mut with_token = fields.to_vec();
+        with_token.push(("csrf_token", "forged"));
+        let forged = b.post(path, &with_token).await;
+        assert_eq!(
+            forged.status,
+            StatusCode::FORBIDDEN,
+            "{path} with a forged token"
+        );
+        b.origin = Some("https://evil.example".into());
+        let mut good = fields.to_vec();
+        good.push(("csrf_token", &token));
+        let cross = b.post(path, &good).await;
+        assert_eq!(
+            cross.status,
+            StatusCode::FORBIDDEN,
+            "{path} from another origin"
+        );
+        b.origin = Some(server.url.clone());
+    }
+    // Signed in, the anonymous token no longer counts: the session's does.
+    assert_eq!(
+        b.login("quinn", GOOD, None).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let change = [
+        ("old_password", GOOD),
+        ("new_password1", BETTER),
+        ("new_password2", BETTER),
+        ("csrf_token", token.as_str()),
+    ];
+    let stale = b.post("/accounts/password/change/", &change).await;
+    assert_eq!(stale.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        settled_count(&server.outbox()).await,
+        0,
+        "nothing was mailed"
+    );
+    server.stop().await;
+}
