@@ -30,6 +30,9 @@
 //!   0600), and the `__Host-` prefix stops a sibling subdomain from planting the cookie. This
 //!   blocks login CSRF (signing a victim into the attacker's account).
 //!
+//! Handlers do not call the check themselves: every unsafe account route takes
+//! [`CheckedForm`] instead of `Form`, which checks before the handler runs.
+//!
 //! A request that presents a valid session is checked against the session token only.
 //! Over HTTPS the `Origin` header (or, when absent, `Referer`) must also name this server's
 //! own origin (scheme, host and port as requested; the host itself is already checked
