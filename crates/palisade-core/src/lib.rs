@@ -26,10 +26,12 @@
 //! ## Modules
 //! - [`time`]: [`Timestamp`] (unix seconds).
 //! - [`user`]: [`Username`], [`Email`], [`UserId`], [`User`], [`NewUser`].
-//! - [`permission`]: [`Permission`] (`app.codename`).
+//! - [`permission`]: [`Permission`] (`app.codename`), [`GroupName`], [`Group`], and
+//!   [`allowed`], the one rule that decides a permission check.
 //! - [`session`]: [`SessionId`], [`SessionKey`], [`CsrfSecret`], [`Session`], [`SessionTimeouts`].
 //! - [`audit`]: [`AuditEvent`], [`AuditRecord`], [`verify_chain`], [`ChainVerifier`].
-//! - [`store`]: [`UserStore`], [`SessionStore`], [`AuditLog`], [`TokenStore`], [`KeyStore`]
+//! - [`store`]: [`UserStore`], [`SessionStore`], [`AuditLog`], [`TokenStore`], [`AuthzStore`]
+//!   (permissions and groups), [`KeyStore`]
 //!   (shared secrets, encrypted, as [`StoredKey`]), [`StoreError`].
 //! - [`token`]: signed, time-limited activation and password-reset tokens with rotating keys.
 
@@ -43,11 +45,14 @@ pub mod token;
 pub mod user;
 
 pub use audit::{AuditEvent, AuditRecord, BrokenLink, BrokenLinkKind, ChainVerifier, verify_chain};
-pub use permission::{Permission, PermissionError};
+pub use permission::{
+    Group, GroupId, GroupName, GroupNameError, Permission, PermissionError, PermissionInfo,
+    allowed, builtin_permissions,
+};
 pub use session::{CsrfSecret, Session, SessionId, SessionIdError, SessionKey, SessionTimeouts};
 pub use store::{
-    AuditLog, AuditVerifyError, KeyStore, SessionStore, SessionUserStore, StoreError, StoredKey,
-    TokenStore, UserStore,
+    AuditLog, AuditVerifyError, AuthzStore, KeyStore, SessionStore, SessionUserStore, StoreError,
+    StoredKey, TokenStore, UserStore,
 };
 pub use time::Timestamp;
 pub use user::{Email, EmailError, NewUser, User, UserId, Username, UsernameError};

@@ -11,7 +11,10 @@
 use std::fmt;
 use std::future::Future;
 
+use std::collections::BTreeSet;
+
 use crate::audit::{AuditEvent, AuditRecord, BrokenLink, ChainVerifier};
+use crate::permission::{Group, GroupId, GroupName, Permission, PermissionInfo};
 use crate::session::{Session, SessionKey, SessionTimeouts};
 use crate::time::Timestamp;
 use crate::token::TokenId;
@@ -275,6 +278,122 @@ pub trait KeyStore: Send + Sync {
         kid: &str,
         at: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Permissions, groups and who holds what (Django's `auth_permission`, `auth_group`,
+/// `auth_group_permissions`, `auth_user_groups`, `auth_user_user_permissions`). The store
+/// answers what a user holds; [`crate::permission::allowed`] decides.
+///
+/// Grants and memberships, added or removed, name a permission that is registered and a
+/// user or group that exists, else [`StoreError::NotFound`] (reads of a missing id answer
+/// empty). Adding what is already there, or removing what is
+/// not, is not an error: the `bool` says whether anything changed. Deleting a user or group
+/// removes its memberships and grants with it.
+pub trait AuthzStore: Send + Sync {
+    /// Registers a permission; [`StoreError::Conflict`] if it exists.
+    fn create_permission(
+        &self,
+        permission: &Permission,
+        description: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Registers every one of `permissions` that is not registered yet (the built-in apps'
+    /// permissions at start-up); existing descriptions are kept. Returns how many were new.
+    fn ensure_permissions(
+        &self,
+        permissions: &[PermissionInfo],
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Every registered permission, ordered by name.
+    fn list_permissions(
+        &self,
+    ) -> impl Future<Output = Result<Vec<PermissionInfo>, StoreError>> + Send;
+
+    /// [`StoreError::Conflict`] if a group has that name.
+    fn create_group(
+        &self,
+        name: &GroupName,
+    ) -> impl Future<Output = Result<Group, StoreError>> + Send;
+
+    fn get_group(
+        &self,
+        name: &GroupName,
+    ) -> impl Future<Output = Result<Option<Group>, StoreError>> + Send;
+
+    /// Every group, ordered by name.
+    fn list_groups(&self) -> impl Future<Output = Result<Vec<Group>, StoreError>> + Send;
+
+    /// Deletes a group with its memberships and grants; `Ok(false)` if it did not exist.
+    fn delete_group(&self, group: GroupId)
+    -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    fn add_user_to_group(
+        &self,
+        user: UserId,
+        group: GroupId,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    fn remove_user_from_group(
+        &self,
+        user: UserId,
+        group: GroupId,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    fn grant_to_group(
+        &self,
+        group: GroupId,
+        permission: &Permission,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    fn revoke_from_group(
+        &self,
+        group: GroupId,
+        permission: &Permission,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    fn grant_to_user(
+        &self,
+        user: UserId,
+        permission: &Permission,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    fn revoke_from_user(
+        &self,
+        user: UserId,
+        permission: &Permission,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The groups `user` is in, ordered by name.
+    fn groups_of_user(
+        &self,
+        user: UserId,
+    ) -> impl Future<Output = Result<Vec<Group>, StoreError>> + Send;
+
+    /// The members of `group`, ordered by id.
+    fn members_of_group(
+        &self,
+        group: GroupId,
+    ) -> impl Future<Output = Result<Vec<UserId>, StoreError>> + Send;
+
+    /// The permissions granted to `group`.
+    fn permissions_of_group(
+        &self,
+        group: GroupId,
+    ) -> impl Future<Output = Result<BTreeSet<Permission>, StoreError>> + Send;
+
+    /// The permissions granted to `user` directly (not through groups).
+    fn direct_permissions(
+        &self,
+        user: UserId,
+    ) -> impl Future<Output = Result<BTreeSet<Permission>, StoreError>> + Send;
+
+    /// Everything `user` holds: direct grants and every group's, read fresh (no cache), so a
+    /// change bites on the user's next request. Says nothing of superuser or active: that is
+    /// [`crate::permission::allowed`]'s rule.
+    fn held_permissions(
+        &self,
+        user: UserId,
+    ) -> impl Future<Output = Result<BTreeSet<Permission>, StoreError>> + Send;
 }
 
 /// Failure of [`AuditLog::verify`].

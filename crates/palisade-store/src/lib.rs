@@ -1,7 +1,8 @@
 //! # palisade-store
 //!
 //! Implementations of `palisade-core`'s storage traits ([`UserStore`], [`SessionStore`],
-//! [`AuditLog`], [`TokenStore`], [`KeyStore`]):
+//! [`AuditLog`], [`TokenStore`], [`KeyStore`], and [`AuthzStore`] for permissions, groups and
+//! who holds what):
 //! - [`MemoryStore`]: in-process, for unit tests of the use cases and the server.
 //! - [`SqliteStore`]: the embedded default, one SQLite file through sqlx, with its schema in
 //!   `migrations/sqlite/` compiled into the binary.
@@ -25,6 +26,11 @@
 //!   `palisade_core::audit`, so every backend chains identically.
 //! - **Atomic writes.** Each write is one statement or one transaction: no half-written rows.
 //!   Audit appends take the write lock before reading the chain head.
+//! - **Referential rules are the store's.** A grant or membership that names a missing user,
+//!   group or unregistered permission is [`StoreError::NotFound`] (foreign keys in SQL, the
+//!   same checks in memory), and deleting a group takes its grants and memberships with it.
+//!   Which permissions a user holds is read fresh on every call; whether that allows an
+//!   action is `palisade_core::allowed`'s rule, not a backend's.
 //! - **Errors carry no secrets.** Driver errors are mapped to [`StoreError`] with messages
 //!   that name tables and constraints, never bound values.
 
@@ -35,7 +41,7 @@ mod sqlite;
 pub use breached::{BreachedFileError, BreachedPasswordFile};
 pub use memory::MemoryStore;
 pub use palisade_core::{
-    AuditLog, KeyStore, SessionStore, SessionUserStore, StoreError, StoredKey, TokenStore,
-    UserStore,
+    AuditLog, AuthzStore, KeyStore, SessionStore, SessionUserStore, StoreError, StoredKey,
+    TokenStore, UserStore,
 };
 pub use sqlite::SqliteStore;

@@ -2,15 +2,16 @@
 //! dropped. It obeys the same contract as the SQL backends (the conformance suite runs
 //! against it), so tests written with it hold for production.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
 use palisade_core::audit::AuditRecord;
 use palisade_core::token::TokenId;
 use palisade_core::{
-    AuditEvent, AuditLog, Email, KeyStore, NewUser, Session, SessionKey, SessionStore,
-    SessionTimeouts, SessionUserStore, StoreError, StoredKey, Timestamp, TokenStore, User, UserId,
-    UserStore, Username,
+    AuditEvent, AuditLog, AuthzStore, Email, Group, GroupId, GroupName, KeyStore, NewUser,
+    Permission, PermissionInfo, Session, SessionKey, SessionStore, SessionTimeouts,
+    SessionUserStore, StoreError, StoredKey, Timestamp, TokenStore, User, UserId, UserStore,
+    Username,
 };
 
 /// All data behind one lock. A std mutex is enough: no lock is held across an `.await`, and
@@ -31,6 +32,16 @@ struct Inner {
     used_tokens: HashMap<TokenId, Timestamp>,
     /// Shared secrets in insertion order, which breaks `created_at` ties in `list_keys`.
     keys: Vec<StoredKey>,
+    /// Registered permissions and their descriptions; the map's order is the listing order.
+    permissions: BTreeMap<Permission, String>,
+    groups: BTreeMap<GroupId, GroupName>,
+    /// Last group id handed out; never reused, as with SQLite's AUTOINCREMENT.
+    last_group_id: i64,
+    /// Memberships and grants as sets of pairs, like the SQL join tables: adding a pair that
+    /// is there, or removing one that is not, changes nothing, and `insert`/`remove` say so.
+    user_groups: BTreeSet<(UserId, GroupId)>,
+    group_permissions: BTreeSet<(GroupId, Permission)>,
+    user_permissions: BTreeSet<(UserId, Permission)>,
 }
 
 impl MemoryStore {
@@ -253,6 +264,272 @@ impl KeyStore for MemoryStore {
             .ok_or(StoreError::NotFound)?;
         key.retired_at = Some(at);
         Ok(())
+    }
+}
+
+impl Inner {
+    /// `NotFound` unless `user` exists: what the SQL backends' foreign keys enforce.
+    fn require_user(&self, user: UserId) -> Result<(), StoreError> {
+        if self.users.contains_key(&user) {
+            Ok(())
+        } else {
+            Err(StoreError::NotFound)
+        }
+    }
+
+    fn require_group(&self, group: GroupId) -> Result<(), StoreError> {
+        if self.groups.contains_key(&group) {
+            Ok(())
+        } else {
+            Err(StoreError::NotFound)
+        }
+    }
+
+    fn require_permission(&self, permission: &Permission) -> Result<(), StoreError> {
+        if self.permissions.contains_key(permission) {
+            Ok(())
+        } else {
+            Err(StoreError::NotFound)
+        }
+    }
+
+    fn group(&self, id: GroupId) -> Option<Group> {
+        self.groups.get(&id).map(|name| Group {
+            id,
+            name: name.clone(),
+        })
+    }
+}
+
+fn by_name(mut groups: Vec<Group>) -> Vec<Group> {
+    groups.sort_by(|a, b| a.name.cmp(&b.name));
+    groups
+}
+
+impl AuthzStore for MemoryStore {
+    async fn create_permission(
+        &self,
+        permission: &Permission,
+        description: &str,
+    ) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        match inner.permissions.entry(permission.clone()) {
+            std::collections::btree_map::Entry::Occupied(_) => Err(StoreError::Conflict),
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(description.to_owned());
+                Ok(())
+            }
+        }
+    }
+
+    async fn ensure_permissions(&self, permissions: &[PermissionInfo]) -> Result<u64, StoreError> {
+        let mut inner = self.lock()?;
+        let mut added: u64 = 0;
+        for info in permissions {
+            // The first description wins, for a repeat within the slice as for a stored one.
+            if let std::collections::btree_map::Entry::Vacant(slot) =
+                inner.permissions.entry(info.permission.clone())
+            {
+                slot.insert(info.description.clone());
+                added = added.saturating_add(1);
+            }
+        }
+        Ok(added)
+    }
+
+    async fn list_permissions(&self) -> Result<Vec<PermissionInfo>, StoreError> {
+        Ok(self
+            .lock()?
+            .permissions
+            .iter()
+            .map(|(permission, description)| PermissionInfo {
+                permission: permission.clone(),
+                description: description.clone(),
+            })
+            .collect())
+    }
+
+    async fn create_group(&self, name: &GroupName) -> Result<Group, StoreError> {
+        let mut inner = self.lock()?;
+        if inner.groups.values().any(|n| n == name) {
+            return Err(StoreError::Conflict);
+        }
+        let next = inner
+            .last_group_id
+            .checked_add(1)
+            .ok_or_else(|| StoreError::Backend("group ids exhausted".into()))?;
+        inner.last_group_id = next;
+        let id = GroupId::new(next);
+        inner.groups.insert(id, name.clone());
+        Ok(Group {
+            id,
+            name: name.clone(),
+        })
+    }
+
+    async fn get_group(&self, name: &GroupName) -> Result<Option<Group>, StoreError> {
+        Ok(self
+            .lock()?
+            .groups
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(&id, n)| Group {
+                id,
+                name: n.clone(),
+            }))
+    }
+
+    async fn list_groups(&self) -> Result<Vec<Group>, StoreError> {
+        let inner = self.lock()?;
+        Ok(by_name(
+            inner
+                .groups
+                .iter()
+                .map(|(&id, name)| Group {
+                    id,
+                    name: name.clone(),
+                })
+                .collect(),
+        ))
+    }
+
+    async fn delete_group(&self, group: GroupId) -> Result<bool, StoreError> {
+        let mut inner = self.lock()?;
+        if inner.groups.remove(&group).is_none() {
+            return Ok(false);
+        }
+        // The cascade the SQL schema does with ON DELETE CASCADE.
+        inner.user_groups.retain(|(_, g)| *g != group);
+        inner.group_permissions.retain(|(g, _)| *g != group);
+        Ok(true)
+    }
+
+    async fn add_user_to_group(&self, user: UserId, group: GroupId) -> Result<bool, StoreError> {
+        let mut inner = self.lock()?;
+        inner.require_user(user)?;
+        inner.require_group(group)?;
+        Ok(inner.user_groups.insert((user, group)))
+    }
+
+    async fn remove_user_from_group(
+        &self,
+        user: UserId,
+        group: GroupId,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock()?;
+        inner.require_user(user)?;
+        inner.require_group(group)?;
+        Ok(inner.user_groups.remove(&(user, group)))
+    }
+
+    async fn grant_to_group(
+        &self,
+        group: GroupId,
+        permission: &Permission,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock()?;
+        inner.require_group(group)?;
+        inner.require_permission(permission)?;
+        Ok(inner.group_permissions.insert((group, permission.clone())))
+    }
+
+    async fn revoke_from_group(
+        &self,
+        group: GroupId,
+        permission: &Permission,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock()?;
+        inner.require_group(group)?;
+        inner.require_permission(permission)?;
+        Ok(inner.group_permissions.remove(&(group, permission.clone())))
+    }
+
+    async fn grant_to_user(
+        &self,
+        user: UserId,
+        permission: &Permission,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock()?;
+        inner.require_user(user)?;
+        inner.require_permission(permission)?;
+        Ok(inner.user_permissions.insert((user, permission.clone())))
+    }
+
+    async fn revoke_from_user(
+        &self,
+        user: UserId,
+        permission: &Permission,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock()?;
+        inner.require_user(user)?;
+        inner.require_permission(permission)?;
+        Ok(inner.user_permissions.remove(&(user, permission.clone())))
+    }
+
+    async fn groups_of_user(&self, user: UserId) -> Result<Vec<Group>, StoreError> {
+        let inner = self.lock()?;
+        Ok(by_name(
+            inner
+                .user_groups
+                .iter()
+                .filter(|(u, _)| *u == user)
+                .filter_map(|&(_, g)| inner.group(g))
+                .collect(),
+        ))
+    }
+
+    async fn members_of_group(&self, group: GroupId) -> Result<Vec<UserId>, StoreError> {
+        // Pairs sort by user first, so a scan yields members in id order.
+        Ok(self
+            .lock()?
+            .user_groups
+            .iter()
+            .filter(|(_, g)| *g == group)
+            .map(|&(u, _)| u)
+            .collect())
+    }
+
+    async fn permissions_of_group(
+        &self,
+        group: GroupId,
+    ) -> Result<BTreeSet<Permission>, StoreError> {
+        Ok(self
+            .lock()?
+            .group_permissions
+            .iter()
+            .filter(|(g, _)| *g == group)
+            .map(|(_, p)| p.clone())
+            .collect())
+    }
+
+    async fn direct_permissions(&self, user: UserId) -> Result<BTreeSet<Permission>, StoreError> {
+        Ok(self
+            .lock()?
+            .user_permissions
+            .iter()
+            .filter(|(u, _)| *u == user)
+            .map(|(_, p)| p.clone())
+            .collect())
+    }
+
+    async fn held_permissions(&self, user: UserId) -> Result<BTreeSet<Permission>, StoreError> {
+        let inner = self.lock()?;
+        let mut held: BTreeSet<Permission> = inner
+            .user_permissions
+            .iter()
+            .filter(|(u, _)| *u == user)
+            .map(|(_, p)| p.clone())
+            .collect();
+        for &(_, group) in inner.user_groups.iter().filter(|(u, _)| *u == user) {
+            held.extend(
+                inner
+                    .group_permissions
+                    .iter()
+                    .filter(|(g, _)| *g == group)
+                    .map(|(_, p)| p.clone()),
+            );
+        }
+        Ok(held)
     }
 }
 

@@ -1,4 +1,7 @@
-//! The embedded default backend: one SQLite file, through sqlx.
+//! The embedded default backend: one SQLite file, through sqlx. It holds accounts, sessions,
+//! the audit log, used single-use tokens, the shared (encrypted) signing keys, and the
+//! permission registry with groups, memberships and grants (`migrations/sqlite/`, one file
+//! per schema step).
 //!
 //! Connections run in WAL mode (readers never block the writer), with foreign keys on,
 //! `synchronous = FULL` (a committed audit record survives a power cut) and a 5-second busy
@@ -6,11 +9,13 @@
 //! strings with bound parameters, never string-built SQL, and need no database at build time.
 //!
 //! Writes go through sqlx's pool. The reads every authenticated request makes (session, user,
-//! the user's sessions) go through a few dedicated read connections instead: sqlx runs each
-//! SQLite connection on a thread of its own, and a pooled query costs three round trips
-//! between threads (test on acquire, the query, a ping on release) where a held connection
-//! costs one. Those hand-offs were most of the CPU time of an authenticated page.
+//! the user's sessions, the permissions the user holds) go through a few dedicated read
+//! connections instead: sqlx runs each SQLite connection on a thread of its own, and a pooled
+//! query costs three round trips between threads (test on acquire, the query, a ping on
+//! release) where a held connection costs one. Those hand-offs were most of the CPU time of
+//! an authenticated page.
 
+use std::collections::BTreeSet;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,9 +24,10 @@ use std::time::Duration;
 use palisade_core::audit::AuditRecord;
 use palisade_core::token::TokenId;
 use palisade_core::{
-    AuditEvent, AuditLog, CsrfSecret, Email, KeyStore, NewUser, Session, SessionKey, SessionStore,
-    SessionTimeouts, SessionUserStore, StoreError, StoredKey, Timestamp, TokenStore, User, UserId,
-    UserStore, Username,
+    AuditEvent, AuditLog, AuthzStore, CsrfSecret, Email, Group, GroupId, GroupName, KeyStore,
+    NewUser, Permission, PermissionInfo, Session, SessionKey, SessionStore, SessionTimeouts,
+    SessionUserStore, StoreError, StoredKey, Timestamp, TokenStore, User, UserId, UserStore,
+    Username,
 };
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
@@ -360,6 +366,33 @@ fn audit_from_row(row: &SqliteRow) -> Result<AuditRecord, StoreError> {
     })
 }
 
+fn permission_from_name(name: &str) -> Result<Permission, StoreError> {
+    Permission::parse(name).map_err(|e| corrupt("permission name", e))
+}
+
+fn permission_set(names: Vec<String>) -> Result<BTreeSet<Permission>, StoreError> {
+    names.iter().map(|n| permission_from_name(n)).collect()
+}
+
+fn group_from_row(row: &SqliteRow) -> Result<Group, StoreError> {
+    let id: i64 = row.try_get("id").map_err(map_err)?;
+    let name: String = row.try_get("name").map_err(map_err)?;
+    Ok(Group {
+        id: GroupId::new(id),
+        name: GroupName::parse(&name).map_err(|e| corrupt(&format!("group {id} name"), e))?,
+    })
+}
+
+/// What a removal returns once its DELETE matched no row: `Ok(false)` if the rows it names
+/// exist (there was nothing to remove), else `NotFound`, as for the matching grant.
+fn nothing_removed(named_rows_exist: bool) -> Result<bool, StoreError> {
+    if named_rows_exist {
+        Ok(false)
+    } else {
+        Err(StoreError::NotFound)
+    }
+}
+
 /// `Ok(())` if an UPDATE/DELETE hit a row, else `NotFound`.
 fn require_row(result: sqlx::sqlite::SqliteQueryResult) -> Result<(), StoreError> {
     if result.rows_affected() == 0 {
@@ -579,6 +612,324 @@ impl KeyStore for SqliteStore {
         .await
         .map_err(map_err)?;
         require_row(result)
+    }
+}
+
+impl SqliteStore {
+    /// Whether the user and the permission a removal names both exist (likewise the two
+    /// below); asked only when its DELETE matched nothing, so a removal that removes
+    /// something costs one statement.
+    async fn user_and_permission_exist(
+        &self,
+        user: UserId,
+        permission: &Permission,
+    ) -> Result<bool, StoreError> {
+        sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM users WHERE id = ?) \
+             AND EXISTS (SELECT 1 FROM permissions WHERE name = ?)",
+        )
+        .bind(user.get())
+        .bind(permission.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)
+    }
+
+    async fn user_and_group_exist(&self, user: UserId, group: GroupId) -> Result<bool, StoreError> {
+        sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM users WHERE id = ?) \
+             AND EXISTS (SELECT 1 FROM groups WHERE id = ?)",
+        )
+        .bind(user.get())
+        .bind(group.get())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)
+    }
+
+    async fn group_and_permission_exist(
+        &self,
+        group: GroupId,
+        permission: &Permission,
+    ) -> Result<bool, StoreError> {
+        sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM groups WHERE id = ?) \
+             AND EXISTS (SELECT 1 FROM permissions WHERE name = ?)",
+        )
+        .bind(group.get())
+        .bind(permission.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)
+    }
+}
+
+/// Grants and memberships are inserted with `ON CONFLICT DO NOTHING`: a pair that is already
+/// there changes no row (`Ok(false)`), while a user, group or permission that does not exist
+/// still fails its foreign key (upserts only absorb uniqueness conflicts), which `map_err`
+/// turns into `NotFound`.
+impl AuthzStore for SqliteStore {
+    async fn create_permission(
+        &self,
+        permission: &Permission,
+        description: &str,
+    ) -> Result<(), StoreError> {
+        // The primary key on name turns a duplicate into a Conflict.
+        sqlx::query(
+            "INSERT INTO permissions (name, app, codename, description) VALUES (?, ?, ?, ?)",
+        )
+        .bind(permission.as_str())
+        .bind(permission.app())
+        .bind(permission.codename())
+        .bind(description)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn ensure_permissions(&self, permissions: &[PermissionInfo]) -> Result<u64, StoreError> {
+        // One transaction: one commit (one fsync) for the whole start-up list, and nodes
+        // starting together each insert only what no other has inserted yet.
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut added: u64 = 0;
+        for info in permissions {
+            let result = sqlx::query(
+                "INSERT INTO permissions (name, app, codename, description) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(info.permission.as_str())
+            .bind(info.permission.app())
+            .bind(info.permission.codename())
+            .bind(info.description.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            added = added.saturating_add(result.rows_affected());
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(added)
+    }
+
+    async fn list_permissions(&self) -> Result<Vec<PermissionInfo>, StoreError> {
+        let rows = sqlx::query("SELECT name, description FROM permissions ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        rows.iter()
+            .map(|row| {
+                let name: String = row.try_get("name").map_err(map_err)?;
+                Ok(PermissionInfo {
+                    permission: permission_from_name(&name)?,
+                    description: row.try_get("description").map_err(map_err)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn create_group(&self, name: &GroupName) -> Result<Group, StoreError> {
+        // The UNIQUE constraint on name turns a duplicate into a Conflict.
+        let id: i64 = sqlx::query_scalar("INSERT INTO groups (name) VALUES (?) RETURNING id")
+            .bind(name.as_str())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(Group {
+            id: GroupId::new(id),
+            name: name.clone(),
+        })
+    }
+
+    async fn get_group(&self, name: &GroupName) -> Result<Option<Group>, StoreError> {
+        let row = sqlx::query("SELECT id, name FROM groups WHERE name = ?")
+            .bind(name.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(group_from_row).transpose()
+    }
+
+    async fn list_groups(&self) -> Result<Vec<Group>, StoreError> {
+        let rows = sqlx::query("SELECT id, name FROM groups ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(group_from_row).collect()
+    }
+
+    async fn delete_group(&self, group: GroupId) -> Result<bool, StoreError> {
+        // ON DELETE CASCADE removes the group's memberships and grants in the same statement.
+        let result = sqlx::query("DELETE FROM groups WHERE id = ?")
+            .bind(group.get())
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn add_user_to_group(&self, user: UserId, group: GroupId) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO user_groups (user_id, group_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(user.get())
+        .bind(group.get())
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn remove_user_from_group(
+        &self,
+        user: UserId,
+        group: GroupId,
+    ) -> Result<bool, StoreError> {
+        let result = sqlx::query("DELETE FROM user_groups WHERE user_id = ? AND group_id = ?")
+            .bind(user.get())
+            .bind(group.get())
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        if result.rows_affected() > 0 {
+            return Ok(true);
+        }
+        nothing_removed(self.user_and_group_exist(user, group).await?)
+    }
+
+    async fn grant_to_group(
+        &self,
+        group: GroupId,
+        permission: &Permission,
+    ) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO group_permissions (group_id, permission) VALUES (?, ?) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(group.get())
+        .bind(permission.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn revoke_from_group(
+        &self,
+        group: GroupId,
+        permission: &Permission,
+    ) -> Result<bool, StoreError> {
+        let result =
+            sqlx::query("DELETE FROM group_permissions WHERE group_id = ? AND permission = ?")
+                .bind(group.get())
+                .bind(permission.as_str())
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+        if result.rows_affected() > 0 {
+            return Ok(true);
+        }
+        nothing_removed(self.group_and_permission_exist(group, permission).await?)
+    }
+
+    async fn grant_to_user(
+        &self,
+        user: UserId,
+        permission: &Permission,
+    ) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO user_permissions (user_id, permission) VALUES (?, ?) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(user.get())
+        .bind(permission.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn revoke_from_user(
+        &self,
+        user: UserId,
+        permission: &Permission,
+    ) -> Result<bool, StoreError> {
+        let result =
+            sqlx::query("DELETE FROM user_permissions WHERE user_id = ? AND permission = ?")
+                .bind(user.get())
+                .bind(permission.as_str())
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+        if result.rows_affected() > 0 {
+            return Ok(true);
+        }
+        nothing_removed(self.user_and_permission_exist(user, permission).await?)
+    }
+
+    async fn groups_of_user(&self, user: UserId) -> Result<Vec<Group>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT groups.id, groups.name FROM user_groups \
+             JOIN groups ON groups.id = user_groups.group_id \
+             WHERE user_groups.user_id = ? ORDER BY groups.name",
+        )
+        .bind(user.get())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(group_from_row).collect()
+    }
+
+    async fn members_of_group(&self, group: GroupId) -> Result<Vec<UserId>, StoreError> {
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT user_id FROM user_groups WHERE group_id = ? ORDER BY user_id",
+        )
+        .bind(group.get())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(ids.into_iter().map(UserId::new).collect())
+    }
+
+    async fn permissions_of_group(
+        &self,
+        group: GroupId,
+    ) -> Result<BTreeSet<Permission>, StoreError> {
+        let names: Vec<String> =
+            sqlx::query_scalar("SELECT permission FROM group_permissions WHERE group_id = ?")
+                .bind(group.get())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+        permission_set(names)
+    }
+
+    async fn direct_permissions(&self, user: UserId) -> Result<BTreeSet<Permission>, StoreError> {
+        let names: Vec<String> =
+            sqlx::query_scalar("SELECT permission FROM user_permissions WHERE user_id = ?")
+                .bind(user.get())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+        permission_set(names)
+    }
+
+    async fn held_permissions(&self, user: UserId) -> Result<BTreeSet<Permission>, StoreError> {
+        // Runs on every authorized request, so one statement on a held read connection (see
+        // the module docs), each half a primary-key range scan: the grant tables hold the
+        // permission names, so neither half joins `permissions`. UNION drops a permission
+        // held both directly and through a group. No transaction is open on the connection
+        // between requests, so each call reads the latest commit: a revocation bites at once.
+        let names: Vec<String> = read!(self, |conn| sqlx::query_scalar(
+            "SELECT permission FROM user_permissions WHERE user_id = ? \
+             UNION \
+             SELECT group_permissions.permission FROM user_groups \
+             JOIN group_permissions ON group_permissions.group_id = user_groups.group_id \
+             WHERE user_groups.user_id = ?"
+        )
+        .bind(user.get())
+        .bind(user.get())
+        .fetch_all(conn))?;
+        permission_set(names)
     }
 }
 

@@ -11,14 +11,16 @@
     clippy::panic
 )]
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use palisade_core::audit::{BrokenLinkKind, GENESIS_HASH};
 use palisade_core::token::TokenId;
 use palisade_core::{
-    AuditEvent, AuditLog, AuditVerifyError, CsrfSecret, Email, KeyStore, NewUser, Session,
-    SessionId, SessionStore, SessionTimeouts, SessionUserStore, StoreError, StoredKey, Timestamp,
-    TokenStore, User, UserId, UserStore, Username, verify_chain,
+    AuditEvent, AuditLog, AuditVerifyError, AuthzStore, CsrfSecret, Email, GroupId, GroupName,
+    KeyStore, NewUser, Permission, PermissionInfo, Session, SessionId, SessionStore,
+    SessionTimeouts, SessionUserStore, StoreError, StoredKey, Timestamp, TokenStore, User, UserId,
+    UserStore, Username, allowed, verify_chain,
 };
 use palisade_store::{MemoryStore, SqliteStore};
 use serde_json::json;
@@ -29,6 +31,7 @@ trait Backend: Send + Sync + Sized + 'static {
         + SessionUserStore
         + TokenStore
         + KeyStore
+        + AuthzStore
         + AuditLog
         + 'static;
 
@@ -156,6 +159,31 @@ fn stored_key(purpose: &str, kid: &str, created: i64) -> StoredKey {
 
 fn kids(keys: &[StoredKey]) -> Vec<&str> {
     keys.iter().map(|k| k.kid.as_str()).collect()
+}
+
+fn perm(name: &str) -> Permission {
+    Permission::parse(name).unwrap()
+}
+
+fn perms(names: &[&str]) -> BTreeSet<Permission> {
+    names.iter().map(|n| perm(n)).collect()
+}
+
+fn info(name: &str, description: &str) -> PermissionInfo {
+    PermissionInfo {
+        permission: perm(name),
+        description: description.to_owned(),
+    }
+}
+
+fn group_name(name: &str) -> GroupName {
+    GroupName::parse(name).unwrap()
+}
+
+/// Registers `names` (with an empty description) so they can be granted.
+async fn register<S: AuthzStore>(store: &S, names: &[&str]) {
+    let infos: Vec<_> = names.iter().map(|n| info(n, "")).collect();
+    store.ensure_permissions(&infos).await.unwrap();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -757,6 +785,387 @@ mod cases {
         );
     }
 
+    pub async fn authz_permission_registry<B: Backend>() {
+        let b = B::fresh().await;
+        let s = b.store();
+        assert!(s.list_permissions().await.unwrap().is_empty());
+
+        s.create_permission(&perm("members.view_member"), "Can view members")
+            .await
+            .unwrap();
+        s.create_permission(&perm("drop.view_message"), "Can read drop messages")
+            .await
+            .unwrap();
+        // A name is registered once, whatever the description.
+        assert_eq!(
+            s.create_permission(&perm("members.view_member"), "other")
+                .await,
+            Err(StoreError::Conflict)
+        );
+
+        // Start-up registration: only the new ones go in, and a registered permission keeps
+        // its description (an operator may have reworded it). A repeat within the list counts
+        // once, with its first description.
+        let builtin = [
+            info("members.view_member", "reworded at start-up"),
+            info("members.approve_member", "Can approve members"),
+            info("admin.view_audit", "Can read the audit log"),
+            info("members.approve_member", "a repeat"),
+        ];
+        assert_eq!(s.ensure_permissions(&builtin).await.unwrap(), 2);
+        assert_eq!(
+            s.ensure_permissions(&builtin).await.unwrap(),
+            0,
+            "idempotent"
+        );
+        assert_eq!(s.ensure_permissions(&[]).await.unwrap(), 0);
+
+        // Ordered by full name, whatever the registration order.
+        assert_eq!(
+            s.list_permissions().await.unwrap(),
+            vec![
+                info("admin.view_audit", "Can read the audit log"),
+                info("drop.view_message", "Can read drop messages"),
+                info("members.approve_member", "Can approve members"),
+                info("members.view_member", "Can view members"),
+            ]
+        );
+    }
+
+    pub async fn authz_groups_create_get_list_delete<B: Backend>() {
+        let b = B::fresh().await;
+        let s = b.store();
+        assert!(s.list_groups().await.unwrap().is_empty());
+        assert_eq!(s.get_group(&group_name("Editors")).await.unwrap(), None);
+
+        let editors = s.create_group(&group_name("Editors")).await.unwrap();
+        let admins = s.create_group(&group_name("Admins")).await.unwrap();
+        assert_ne!(editors.id, admins.id);
+        assert_eq!(editors.name, group_name("Editors"));
+        assert_eq!(
+            s.create_group(&group_name("Editors")).await,
+            Err(StoreError::Conflict)
+        );
+        // Unique as written, as in Django: another case is another group.
+        let lower = s.create_group(&group_name("editors")).await.unwrap();
+
+        assert_eq!(
+            s.get_group(&group_name("Editors")).await.unwrap(),
+            Some(editors.clone())
+        );
+        assert_eq!(
+            s.list_groups().await.unwrap(),
+            vec![admins.clone(), editors.clone(), lower.clone()]
+        );
+
+        // Deleting a group takes its memberships and grants with it.
+        register(&**s, &["members.view_member", "members.approve_member"]).await;
+        let alice = add_user(&**s, "alice", None).await;
+        let bob = add_user(&**s, "bob", None).await;
+        assert!(s.add_user_to_group(alice.id, editors.id).await.unwrap());
+        assert!(s.add_user_to_group(bob.id, editors.id).await.unwrap());
+        assert!(s.add_user_to_group(alice.id, admins.id).await.unwrap());
+        assert!(
+            s.grant_to_group(editors.id, &perm("members.view_member"))
+                .await
+                .unwrap()
+        );
+        assert!(
+            s.grant_to_group(admins.id, &perm("members.approve_member"))
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            s.held_permissions(alice.id).await.unwrap(),
+            perms(&["members.approve_member", "members.view_member"])
+        );
+
+        assert!(s.delete_group(editors.id).await.unwrap());
+        assert!(!s.delete_group(editors.id).await.unwrap(), "already gone");
+        assert!(!s.delete_group(GroupId::new(9_999)).await.unwrap());
+        assert_eq!(s.get_group(&group_name("Editors")).await.unwrap(), None);
+        assert_eq!(
+            s.list_groups().await.unwrap(),
+            vec![admins.clone(), lower.clone()]
+        );
+        assert!(s.members_of_group(editors.id).await.unwrap().is_empty());
+        assert!(s.permissions_of_group(editors.id).await.unwrap().is_empty());
+        assert_eq!(
+            s.groups_of_user(alice.id).await.unwrap(),
+            vec![admins.clone()]
+        );
+        assert!(s.groups_of_user(bob.id).await.unwrap().is_empty());
+        assert_eq!(
+            s.held_permissions(alice.id).await.unwrap(),
+            perms(&["members.approve_member"])
+        );
+        assert!(s.held_permissions(bob.id).await.unwrap().is_empty());
+        // The other group and the registry are untouched.
+        assert_eq!(s.members_of_group(admins.id).await.unwrap(), vec![alice.id]);
+        assert_eq!(s.list_permissions().await.unwrap().len(), 2);
+
+        // The name is free again, under a new id (ids are never reused).
+        let again = s.create_group(&group_name("Editors")).await.unwrap();
+        assert_ne!(again.id, editors.id);
+        assert!(s.members_of_group(again.id).await.unwrap().is_empty());
+        assert!(s.permissions_of_group(again.id).await.unwrap().is_empty());
+    }
+
+    pub async fn authz_memberships_and_grants<B: Backend>() {
+        let b = B::fresh().await;
+        let s = b.store();
+        register(&**s, &["members.view_member", "members.approve_member"]).await;
+        let view = perm("members.view_member");
+        let unregistered = perm("members.delete_member");
+        let alice = add_user(&**s, "alice", None).await;
+        let bob = add_user(&**s, "bob", None).await;
+        let carol = add_user(&**s, "carol", None).await;
+        let staff = s.create_group(&group_name("Staff")).await.unwrap();
+        let auditors = s.create_group(&group_name("Auditors")).await.unwrap();
+        let no_user = UserId::new(424_242);
+        let no_group = GroupId::new(424_242);
+
+        // Memberships: true when something changed, false when nothing had to.
+        assert!(s.add_user_to_group(carol.id, staff.id).await.unwrap());
+        assert!(s.add_user_to_group(alice.id, staff.id).await.unwrap());
+        assert!(!s.add_user_to_group(alice.id, staff.id).await.unwrap());
+        assert!(s.add_user_to_group(alice.id, auditors.id).await.unwrap());
+        assert_eq!(
+            s.members_of_group(staff.id).await.unwrap(),
+            vec![alice.id, carol.id],
+            "by id"
+        );
+        assert_eq!(
+            s.groups_of_user(alice.id).await.unwrap(),
+            vec![auditors.clone(), staff.clone()],
+            "by name"
+        );
+        assert!(s.groups_of_user(bob.id).await.unwrap().is_empty());
+        assert!(s.remove_user_from_group(carol.id, staff.id).await.unwrap());
+        assert!(!s.remove_user_from_group(carol.id, staff.id).await.unwrap());
+        assert!(!s.remove_user_from_group(bob.id, staff.id).await.unwrap());
+        assert_eq!(s.members_of_group(staff.id).await.unwrap(), vec![alice.id]);
+
+        // Group grants.
+        assert!(s.grant_to_group(staff.id, &view).await.unwrap());
+        assert!(!s.grant_to_group(staff.id, &view).await.unwrap());
+        assert_eq!(
+            s.permissions_of_group(staff.id).await.unwrap(),
+            perms(&["members.view_member"])
+        );
+        assert!(
+            s.permissions_of_group(auditors.id)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(s.revoke_from_group(staff.id, &view).await.unwrap());
+        assert!(!s.revoke_from_group(staff.id, &view).await.unwrap());
+        assert!(s.permissions_of_group(staff.id).await.unwrap().is_empty());
+
+        // Direct grants.
+        assert!(s.grant_to_user(bob.id, &view).await.unwrap());
+        assert!(!s.grant_to_user(bob.id, &view).await.unwrap());
+        assert_eq!(
+            s.direct_permissions(bob.id).await.unwrap(),
+            perms(&["members.view_member"])
+        );
+        assert!(s.direct_permissions(alice.id).await.unwrap().is_empty());
+        assert!(s.revoke_from_user(bob.id, &view).await.unwrap());
+        assert!(!s.revoke_from_user(bob.id, &view).await.unwrap());
+        assert!(s.direct_permissions(bob.id).await.unwrap().is_empty());
+
+        // Naming a missing user or group, or an unregistered permission, is NotFound: for
+        // adding and for removing alike.
+        let nf = Err(StoreError::NotFound);
+        assert_eq!(s.add_user_to_group(no_user, staff.id).await, nf);
+        assert_eq!(s.add_user_to_group(alice.id, no_group).await, nf);
+        assert_eq!(s.remove_user_from_group(no_user, staff.id).await, nf);
+        assert_eq!(s.remove_user_from_group(alice.id, no_group).await, nf);
+        assert_eq!(s.grant_to_group(no_group, &view).await, nf);
+        assert_eq!(s.grant_to_group(staff.id, &unregistered).await, nf);
+        assert_eq!(s.revoke_from_group(no_group, &view).await, nf);
+        assert_eq!(s.revoke_from_group(staff.id, &unregistered).await, nf);
+        assert_eq!(s.grant_to_user(no_user, &view).await, nf);
+        assert_eq!(s.grant_to_user(alice.id, &unregistered).await, nf);
+        assert_eq!(s.revoke_from_user(no_user, &view).await, nf);
+        assert_eq!(s.revoke_from_user(alice.id, &unregistered).await, nf);
+        // The failed calls left nothing behind.
+        assert_eq!(s.members_of_group(staff.id).await.unwrap(), vec![alice.id]);
+        assert!(s.permissions_of_group(staff.id).await.unwrap().is_empty());
+        assert!(s.direct_permissions(alice.id).await.unwrap().is_empty());
+        assert!(s.held_permissions(no_user).await.unwrap().is_empty());
+        assert_eq!(s.list_permissions().await.unwrap().len(), 2);
+    }
+
+    pub async fn authz_held_permissions_direct_and_groups<B: Backend>() {
+        let b = B::fresh().await;
+        let s = b.store();
+        register(
+            &**s,
+            &[
+                "members.view_member",
+                "members.approve_member",
+                "drop.view_message",
+                "admin.view_audit",
+            ],
+        )
+        .await;
+        let alice = add_user(&**s, "alice", None).await;
+        let bob = add_user(&**s, "bob", None).await;
+        let staff = s.create_group(&group_name("Staff")).await.unwrap();
+        let drop = s.create_group(&group_name("Drop readers")).await.unwrap();
+        assert!(s.held_permissions(alice.id).await.unwrap().is_empty());
+
+        s.grant_to_user(alice.id, &perm("admin.view_audit"))
+            .await
+            .unwrap();
+        // Held both directly and through a group: listed once.
+        s.grant_to_user(alice.id, &perm("members.view_member"))
+            .await
+            .unwrap();
+        s.grant_to_group(staff.id, &perm("members.view_member"))
+            .await
+            .unwrap();
+        s.grant_to_group(staff.id, &perm("members.approve_member"))
+            .await
+            .unwrap();
+        s.grant_to_group(drop.id, &perm("drop.view_message"))
+            .await
+            .unwrap();
+        s.add_user_to_group(alice.id, staff.id).await.unwrap();
+        s.add_user_to_group(alice.id, drop.id).await.unwrap();
+        s.add_user_to_group(bob.id, drop.id).await.unwrap();
+
+        assert_eq!(
+            s.held_permissions(alice.id).await.unwrap(),
+            perms(&[
+                "admin.view_audit",
+                "drop.view_message",
+                "members.approve_member",
+                "members.view_member",
+            ])
+        );
+        // Direct grants stay the user's own.
+        assert_eq!(
+            s.direct_permissions(alice.id).await.unwrap(),
+            perms(&["admin.view_audit", "members.view_member"])
+        );
+        assert_eq!(
+            s.held_permissions(bob.id).await.unwrap(),
+            perms(&["drop.view_message"])
+        );
+
+        // Every change shows on the very next call: nothing is cached.
+        s.revoke_from_group(drop.id, &perm("drop.view_message"))
+            .await
+            .unwrap();
+        assert!(s.held_permissions(bob.id).await.unwrap().is_empty());
+        s.grant_to_group(drop.id, &perm("drop.view_message"))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.held_permissions(bob.id).await.unwrap(),
+            perms(&["drop.view_message"])
+        );
+        s.remove_user_from_group(bob.id, drop.id).await.unwrap();
+        assert!(s.held_permissions(bob.id).await.unwrap().is_empty());
+        // Revoking the direct grant leaves the same permission held through the group.
+        s.revoke_from_user(alice.id, &perm("members.view_member"))
+            .await
+            .unwrap();
+        assert!(
+            s.held_permissions(alice.id)
+                .await
+                .unwrap()
+                .contains(&perm("members.view_member"))
+        );
+        s.revoke_from_group(staff.id, &perm("members.view_member"))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.held_permissions(alice.id).await.unwrap(),
+            perms(&[
+                "admin.view_audit",
+                "drop.view_message",
+                "members.approve_member",
+            ])
+        );
+    }
+
+    pub async fn authz_many_groups<B: Backend>() {
+        let b = B::fresh().await;
+        let s = b.store();
+        let alice = add_user(&**s, "alice", None).await;
+        let bob = add_user(&**s, "bob", None).await;
+        let names: Vec<Vec<Permission>> = (0..20)
+            .map(|g| {
+                (0..25)
+                    .map(|p| Permission::new(&format!("app{g}"), &format!("perm_{p}")).unwrap())
+                    .collect()
+            })
+            .collect();
+        let infos: Vec<_> = names
+            .iter()
+            .flatten()
+            .map(|p| PermissionInfo {
+                permission: p.clone(),
+                description: format!("{p} description"),
+            })
+            .collect();
+        assert_eq!(s.ensure_permissions(&infos).await.unwrap(), 500);
+        for (g, group_perms) in names.iter().enumerate() {
+            let group = s
+                .create_group(&group_name(&format!("group {g}")))
+                .await
+                .unwrap();
+            for p in group_perms {
+                assert!(s.grant_to_group(group.id, p).await.unwrap());
+            }
+            assert!(s.add_user_to_group(alice.id, group.id).await.unwrap());
+        }
+        // One direct grant that a group also gives: still 500.
+        s.grant_to_user(alice.id, &names[3][7]).await.unwrap();
+
+        let held = s.held_permissions(alice.id).await.unwrap();
+        assert_eq!(held.len(), 500);
+        assert_eq!(held, names.iter().flatten().cloned().collect());
+        assert_eq!(s.groups_of_user(alice.id).await.unwrap().len(), 20);
+        assert_eq!(s.list_permissions().await.unwrap().len(), 500);
+        assert!(s.held_permissions(bob.id).await.unwrap().is_empty());
+    }
+
+    pub async fn authz_allowed_rule<B: Backend>() {
+        let b = B::fresh().await;
+        let s = b.store();
+        register(&**s, &["members.view_member", "members.approve_member"]).await;
+        let view = perm("members.view_member");
+        let approve = perm("members.approve_member");
+        let alice = add_user(&**s, "alice", None).await;
+        let root = add_user(&**s, "root", None).await;
+        s.grant_to_user(alice.id, &view).await.unwrap();
+        s.set_flags(root.id, true, true).await.unwrap();
+
+        let check = |user: &User, held: &BTreeSet<Permission>| {
+            (allowed(user, held, &view), allowed(user, held, &approve))
+        };
+        let alice_held = s.held_permissions(alice.id).await.unwrap();
+        assert_eq!(check(&alice, &alice_held), (true, false));
+        // An active superuser holds everything, granted or not.
+        let root = s.get_by_id(root.id).await.unwrap().unwrap();
+        let root_held = s.held_permissions(root.id).await.unwrap();
+        assert!(root_held.is_empty());
+        assert_eq!(check(&root, &root_held), (true, true));
+        // An inactive user holds nothing, superuser or not, whatever the grants say.
+        s.set_active(alice.id, false).await.unwrap();
+        s.set_active(root.id, false).await.unwrap();
+        let alice = s.get_by_id(alice.id).await.unwrap().unwrap();
+        let root = s.get_by_id(root.id).await.unwrap().unwrap();
+        assert_eq!(s.held_permissions(alice.id).await.unwrap(), alice_held);
+        assert_eq!(check(&alice, &alice_held), (false, false));
+        assert_eq!(check(&root, &root_held), (false, false));
+    }
+
     pub async fn audit_concurrent_appends<B: Backend>() {
         let b = B::fresh().await;
         let store = Arc::clone(b.store());
@@ -800,6 +1209,12 @@ macro_rules! conformance {
             keys_insert_list_conflict,
             keys_first_key_and_retire,
             keys_concurrent_first_key_has_one_winner,
+            authz_permission_registry,
+            authz_groups_create_get_list_delete,
+            authz_memberships_and_grants,
+            authz_held_permissions_direct_and_groups,
+            authz_many_groups,
+            authz_allowed_rule,
         ]);
     };
     (@cases $module:ident, $backend:ty, [$($case:ident),* $(,)?]) => {

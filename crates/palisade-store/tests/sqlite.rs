@@ -9,8 +9,8 @@
 )]
 
 use palisade_core::{
-    AuditEvent, AuditLog, CsrfSecret, NewUser, Session, SessionId, SessionStore, StoreError,
-    Timestamp, UserId, UserStore, Username,
+    AuditEvent, AuditLog, AuthzStore, CsrfSecret, GroupName, NewUser, Permission, PermissionInfo,
+    Session, SessionId, SessionStore, StoreError, Timestamp, UserId, UserStore, Username,
 };
 use palisade_store::SqliteStore;
 
@@ -148,6 +148,121 @@ async fn sessions_need_an_existing_user_and_die_with_it() {
         .await
         .unwrap();
     assert_eq!(store.get_session(&id.key()).await.unwrap(), None);
+}
+
+async fn count_rows(store: &SqliteStore, query: &'static str) -> i64 {
+    sqlx::query_scalar(query)
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn deleting_a_user_removes_its_memberships_and_grants() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = fresh(&dir).await;
+    let view = Permission::parse("members.view_member").unwrap();
+    store
+        .ensure_permissions(&[PermissionInfo {
+            permission: view.clone(),
+            description: String::new(),
+        }])
+        .await
+        .unwrap();
+    let alice = store.create_user(user("alice")).await.unwrap();
+    let bob = store.create_user(user("bob")).await.unwrap();
+    let staff = store
+        .create_group(&GroupName::parse("Staff").unwrap())
+        .await
+        .unwrap();
+    for member in [alice.id, bob.id] {
+        store.add_user_to_group(member, staff.id).await.unwrap();
+        store.grant_to_user(member, &view).await.unwrap();
+    }
+    store.grant_to_group(staff.id, &view).await.unwrap();
+
+    // No user deletion API yet; the schema's ON DELETE CASCADE is what a future one relies on.
+    sqlx::query("DELETE FROM users WHERE id = ?")
+        .bind(alice.id.get())
+        .execute(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        count_rows(&store, "SELECT COUNT(*) FROM user_groups").await,
+        1
+    );
+    assert_eq!(
+        count_rows(&store, "SELECT COUNT(*) FROM user_permissions").await,
+        1
+    );
+    assert!(store.held_permissions(alice.id).await.unwrap().is_empty());
+    // The group, its grant and the other member are untouched.
+    assert_eq!(
+        store.members_of_group(staff.id).await.unwrap(),
+        vec![bob.id]
+    );
+    assert_eq!(
+        store.permissions_of_group(staff.id).await.unwrap(),
+        [view.clone()].into()
+    );
+    assert_eq!(
+        store.add_user_to_group(alice.id, staff.id).await,
+        Err(StoreError::NotFound)
+    );
+
+    // Likewise a permission removed from the registry takes every grant of it along.
+    sqlx::query("DELETE FROM permissions WHERE name = ?")
+        .bind(view.as_str())
+        .execute(store.pool())
+        .await
+        .unwrap();
+    assert!(store.held_permissions(bob.id).await.unwrap().is_empty());
+    assert_eq!(
+        count_rows(&store, "SELECT COUNT(*) FROM group_permissions").await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn permission_rows_keep_their_parts_and_parse_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = fresh(&dir).await;
+    // The app and codename columns must spell the name.
+    let mismatched = sqlx::query(
+        "INSERT INTO permissions (name, app, codename) VALUES ('members.view', 'drop', 'view')",
+    )
+    .execute(store.pool())
+    .await;
+    assert!(mismatched.is_err());
+    let view = Permission::parse("members.view_member").unwrap();
+    store.create_permission(&view, "Can view").await.unwrap();
+    let parts: (String, String) =
+        sqlx::query_as("SELECT app, codename FROM permissions WHERE name = ?")
+            .bind(view.as_str())
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(parts, ("members".to_owned(), "view_member".to_owned()));
+
+    // A hand-inserted name that is no valid permission is reported, never passed on.
+    sqlx::query("INSERT INTO permissions (name, app, codename) VALUES ('Bad.X', 'Bad', 'X')")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.list_permissions().await,
+        Err(StoreError::Corrupt(_))
+    ));
+    let alice = store.create_user(user("alice")).await.unwrap();
+    sqlx::query("INSERT INTO user_permissions (user_id, permission) VALUES (?, 'Bad.X')")
+        .bind(alice.id.get())
+        .execute(store.pool())
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.held_permissions(alice.id).await,
+        Err(StoreError::Corrupt(_))
+    ));
 }
 
 #[tokio::test]
