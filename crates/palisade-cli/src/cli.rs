@@ -74,6 +74,12 @@ pub enum Command {
     /// Manage user accounts.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage groups: their members and the permissions they hold.
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// Manage permissions (app.codename): register, grant to and revoke from users, check.
+    #[command(subcommand)]
+    Perm(PermCommand),
     /// List and revoke login sessions.
     #[command(subcommand)]
     Session(SessionCommand),
@@ -140,6 +146,88 @@ pub enum UserCommand {
     Activate {
         #[arg(value_name = "NAME")]
         name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GroupCommand {
+    /// Create a group (a name of up to 150 characters, unique as written).
+    Create {
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+    /// Put a user in a group.
+    AddUser {
+        #[arg(value_name = "GROUP")]
+        group: String,
+        #[arg(value_name = "USER")]
+        user: String,
+    },
+    /// Take a user out of a group.
+    RemoveUser {
+        #[arg(value_name = "GROUP")]
+        group: String,
+        #[arg(value_name = "USER")]
+        user: String,
+    },
+    /// Give a group a permission (app.codename, e.g. members.approve_member).
+    Grant {
+        #[arg(value_name = "GROUP")]
+        group: String,
+        #[arg(value_name = "PERM")]
+        permission: String,
+    },
+    /// Take a permission away from a group.
+    Revoke {
+        #[arg(value_name = "GROUP")]
+        group: String,
+        #[arg(value_name = "PERM")]
+        permission: String,
+    },
+    /// List every group with its members and permissions.
+    List {
+        /// JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PermCommand {
+    /// List every registered permission with its description.
+    List {
+        /// JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Register a permission of your own (the built-in apps register theirs at migrate).
+    Create {
+        #[arg(value_name = "PERM")]
+        permission: String,
+        #[arg(value_name = "DESCRIPTION")]
+        description: String,
+    },
+    /// Give a user a permission directly.
+    Grant {
+        #[arg(value_name = "USER")]
+        user: String,
+        #[arg(value_name = "PERM")]
+        permission: String,
+    },
+    /// Take a directly granted permission away from a user (grants through groups stay).
+    Revoke {
+        #[arg(value_name = "USER")]
+        user: String,
+        #[arg(value_name = "PERM")]
+        permission: String,
+    },
+    /// Exit 0 if USER has PERM (directly, through a group, or as an active superuser), 1 if
+    /// not; prints which.
+    Check {
+        #[arg(value_name = "USER")]
+        user: String,
+        #[arg(value_name = "PERM")]
+        permission: String,
     },
 }
 

@@ -21,7 +21,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use palisade_core::password_policy::PasswordPolicy;
-use palisade_core::{AuditEvent, AuditLog as _, SessionStore as _, TokenStore as _};
+use palisade_core::{
+    AuditEvent, AuditLog as _, AuthzStore as _, SessionStore as _, TokenStore as _,
+};
 use palisade_store::SqliteStore;
 
 use crate::app::{self, AppState};
@@ -352,7 +354,16 @@ impl Server {
         let store = SqliteStore::open(self.config.database.expose())
             .await
             .map_err(|e| ServerError::Database(format!("opening the database: {e}")))?;
-        if let Err(e) = store.migrate().await {
+        // The built-in apps' permissions are registered with the schema, as Django's
+        // post_migrate does, so a grant never names a permission the database lacks.
+        let migrated = match store.migrate().await {
+            Ok(()) => store
+                .ensure_permissions(&palisade_core::builtin_permissions())
+                .await
+                .map(drop),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = migrated {
             store.close().await;
             return Err(ServerError::Database(format!(
                 "migrating the database: {e}"

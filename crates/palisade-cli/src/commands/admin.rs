@@ -11,7 +11,9 @@ use std::future::Future;
 use std::io::{BufRead, IsTerminal, Read};
 
 use palisade_core::password_policy::PasswordPolicy;
-use palisade_core::{AuditEvent, AuditLog, StoreError, Timestamp, User, UserStore, Username};
+use palisade_core::{
+    AuditEvent, AuditLog, AuthzStore as _, StoreError, Timestamp, User, UserStore, Username,
+};
 use palisade_crypto::password::Argon2Params;
 use palisade_server::config::{MAX_PASSWORD_BYTES, MasterKeyText};
 use palisade_server::secrets::MasterKey;
@@ -70,6 +72,11 @@ impl Admin {
             .block_on(async {
                 let store = SqliteStore::open(config.database.expose()).await?;
                 store.migrate().await?;
+                // As Django's post_migrate: the built-in apps' permissions exist as soon as
+                // the schema does, so they can be granted before the server first starts.
+                store
+                    .ensure_permissions(&palisade_core::builtin_permissions())
+                    .await?;
                 Ok::<_, StoreError>(store)
             })
             .map_err(|e| db_err(&config, &e))?;

@@ -4,6 +4,7 @@
 mod admin;
 mod age;
 mod audit;
+mod authz;
 mod fernet;
 mod hash;
 mod import;
@@ -44,6 +45,8 @@ pub fn run(global: GlobalOpts, command: Command) -> CliResult<u8> {
         Command::Serve(args) => serve::run(global, args),
         Command::Migrate => migrate::run(global),
         Command::User(cmd) => user::run(global, cmd),
+        Command::Group(cmd) => authz::run_group(global, cmd),
+        Command::Perm(cmd) => authz::run_perm(global, cmd),
         Command::Session(cmd) => session::run(global, cmd),
         Command::Audit(cmd) => audit::run(global, cmd),
         Command::Keys(cmd) => keys::run(global, cmd),

@@ -295,3 +295,35 @@ pub fn serve_cmd(dir: &Path) -> Command {
     ]);
     cmd
 }
+
+/// A fresh data directory (not created yet) for the admin commands, run with a clean
+/// environment (no `PALISADE_*` from the test's own).
+pub struct DataDir {
+    _tmp: tempfile::TempDir,
+    pub path: std::path::PathBuf,
+}
+
+impl DataDir {
+    pub fn new() -> Self {
+        let tmp = tempdir();
+        let path = tmp.path().join("data");
+        Self { _tmp: tmp, path }
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = clean_palisade();
+        cmd.args(args).arg("--data-dir").arg(&self.path);
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str], stdin: &[u8]) -> Output {
+        run_cmd(&mut self.cmd(args), stdin)
+    }
+
+    /// Runs `args`, expects exit 0, returns standard output.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args, b"");
+        assert_code(&out, 0);
+        stdout(&out)
+    }
+}
