@@ -28,14 +28,18 @@
 //! - [`user`]: [`Username`], [`Email`], [`UserId`], [`User`], [`NewUser`].
 //! - [`permission`]: [`Permission`] (`app.codename`), [`GroupName`], [`Group`], and
 //!   [`allowed`], the one rule that decides a permission check.
+//! - [`member`]: the "members" example app's records: [`MemberId`], [`MemberName`],
+//!   [`Member`], [`NewMember`].
 //! - [`session`]: [`SessionId`], [`SessionKey`], [`CsrfSecret`], [`Session`], [`SessionTimeouts`].
 //! - [`audit`]: [`AuditEvent`], [`AuditRecord`], [`verify_chain`], [`ChainVerifier`].
 //! - [`store`]: [`UserStore`], [`SessionStore`], [`AuditLog`], [`TokenStore`], [`AuthzStore`]
 //!   (permissions and groups), [`KeyStore`]
-//!   (shared secrets, encrypted, as [`StoredKey`]), [`StoreError`].
+//!   (shared secrets, encrypted, as [`StoredKey`]), [`MemberStore`] (the members app),
+//!   [`StoreError`].
 //! - [`token`]: signed, time-limited activation and password-reset tokens with rotating keys.
 
 pub mod audit;
+pub mod member;
 pub mod password_policy;
 pub mod permission;
 pub mod session;
@@ -45,14 +49,18 @@ pub mod token;
 pub mod user;
 
 pub use audit::{AuditEvent, AuditRecord, BrokenLink, BrokenLinkKind, ChainVerifier, verify_chain};
+pub use member::{
+    MEMBER_NAME_MAX_CHARS, MEMBER_PAGE_MAX, Member, MemberId, MemberName, MemberNameError,
+    NewMember,
+};
 pub use permission::{
     Group, GroupId, GroupName, GroupNameError, Permission, PermissionError, PermissionInfo,
     allowed, builtin_permissions,
 };
 pub use session::{CsrfSecret, Session, SessionId, SessionIdError, SessionKey, SessionTimeouts};
 pub use store::{
-    AuditLog, AuditVerifyError, AuthzStore, KeyStore, SessionStore, SessionUserStore, StoreError,
-    StoredKey, TokenStore, UserStore,
+    AuditLog, AuditVerifyError, AuthzStore, KeyStore, MemberStore, SessionStore, SessionUserStore,
+    StoreError, StoredKey, TokenStore, UserStore,
 };
 pub use time::Timestamp;
 pub use user::{Email, EmailError, NewUser, User, UserId, Username, UsernameError};

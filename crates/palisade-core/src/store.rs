@@ -14,6 +14,7 @@ use std::future::Future;
 use std::collections::BTreeSet;
 
 use crate::audit::{AuditEvent, AuditRecord, BrokenLink, ChainVerifier};
+use crate::member::{Member, MemberId, NewMember};
 use crate::permission::{Group, GroupId, GroupName, Permission, PermissionInfo};
 use crate::session::{Session, SessionKey, SessionTimeouts};
 use crate::time::Timestamp;
@@ -394,6 +395,57 @@ pub trait AuthzStore: Send + Sync {
         &self,
         user: UserId,
     ) -> impl Future<Output = Result<BTreeSet<Permission>, StoreError>> + Send;
+}
+
+/// The "members" example app's list (the spec's authorization demo). The store keeps the
+/// rows; who may add, approve or delete is the permission check's business, made before
+/// these are called.
+///
+/// The users a member names (`added_by`, `approved_by`) must exist when named
+/// ([`StoreError::NotFound`] otherwise, as a foreign key would say); a backend that can
+/// delete accounts later clears those fields rather than losing the member.
+pub trait MemberStore: Send + Sync {
+    /// Stores a new, unapproved member under a fresh id (ids are never reused, even after a
+    /// delete) and returns it. [`StoreError::NotFound`] if `added_by` names no account.
+    fn add_member(&self, new: NewMember)
+    -> impl Future<Output = Result<Member, StoreError>> + Send;
+
+    /// The member with `id`, if there is one.
+    fn get_member(
+        &self,
+        id: MemberId,
+    ) -> impl Future<Output = Result<Option<Member>, StoreError>> + Send;
+
+    /// Up to `limit` members with an id greater than `after` (from the first when `None`),
+    /// in id order: keyset pagination, so a page stays correct while rows are added or
+    /// deleted between requests. `limit` is capped at
+    /// [`MEMBER_PAGE_MAX`](crate::member::MEMBER_PAGE_MAX); 0 returns nothing. The next page
+    /// starts after the last id of this one.
+    fn list_members(
+        &self,
+        after: Option<MemberId>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<Member>, StoreError>> + Send;
+
+    /// How many members there are (approved or not).
+    fn count_members(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Approves member `id` as `by` at `at`; `Ok(true)` if this call approved it. An
+    /// approval is final: if the member is already approved this returns `Ok(false)` and
+    /// keeps the first approver and time (two approvers clicking at once both succeed, and
+    /// one is recorded). Atomic: of concurrent calls, exactly one gets `true`.
+    /// [`StoreError::NotFound`] if there is no such member, or if `by` names no account
+    /// (checked only when the approval is recorded).
+    fn approve_member(
+        &self,
+        id: MemberId,
+        by: UserId,
+        at: Timestamp,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Deletes member `id`; `Ok(false)` if it did not exist (a repeated delete, as from a
+    /// double-submitted form, is not an error).
+    fn delete_member(&self, id: MemberId) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 /// Failure of [`AuditLog::verify`].

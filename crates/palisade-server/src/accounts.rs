@@ -16,7 +16,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use palisade_core::{
-    AuditEvent, AuditLog, CsrfSecret, Session, SessionId, SessionKey, SessionStore, User, UserStore,
+    AuditEvent, AuditLog, AuthzStore, CsrfSecret, Session, SessionId, SessionKey, SessionStore,
+    User, UserStore,
 };
 use palisade_crypto::password::{self, Verified};
 use serde::Deserialize;
@@ -395,6 +396,23 @@ async fn profile(
         })
         .collect();
     let user = &current.user;
+    // Read fresh, as every permission check is: what the page shows is what routes allow.
+    let groups: Vec<String> = state
+        .store()
+        .groups_of_user(user.id)
+        .await
+        .map_err(AppError::store)?
+        .into_iter()
+        .map(|g| String::from(g.name))
+        .collect();
+    let permissions: Vec<String> = state
+        .store()
+        .held_permissions(user.id)
+        .await
+        .map_err(AppError::store)?
+        .into_iter()
+        .map(String::from)
+        .collect();
     let page = state.render(
         "profile.html",
         minijinja::context! {
@@ -405,6 +423,8 @@ async fn profile(
             is_superuser => user.is_superuser,
             last_login => user.last_login.map(when),
             sessions => rows,
+            groups => groups,
+            permissions => permissions,
             csrf_token => auth::session_token(&current.session),
         },
     )?;

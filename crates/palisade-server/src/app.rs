@@ -29,7 +29,7 @@ use crate::hashpool::HashPool;
 use crate::mail::Mailer;
 use crate::secrets::MasterKey;
 use crate::throttle::{FlowLimiter, MemoryThrottle};
-use crate::{accounts, middleware, password_flows, registration};
+use crate::{accounts, members, middleware, password_flows, registration};
 
 /// Templates compiled into the binary, so a deployment is one file. Names ending in `.html`
 /// are auto-escaped by minijinja.
@@ -48,6 +48,11 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/set_password.html"),
     ),
     ("message.html", include_str!("../templates/message.html")),
+    ("members.html", include_str!("../templates/members.html")),
+    (
+        "member_add.html",
+        include_str!("../templates/member_add.html"),
+    ),
     (
         "_field_errors.html",
         include_str!("../templates/_field_errors.html"),
@@ -217,6 +222,7 @@ pub fn router(state: AppState) -> Router {
         .merge(accounts::routes())
         .merge(registration::routes())
         .merge(password_flows::routes())
+        .merge(members::routes())
         .fallback(not_found);
     if state.config().test_routes {
         routes = routes.route("/__test/slow/{ms}", get(slow));

@@ -25,6 +25,10 @@
 //! their tokens are signed by a key ring that [`secrets`] keeps in the database under the
 //! master key.
 //!
+//! Authorization is on the route: [`guard::Authorized<R>`] admits only a signed-in user who
+//! meets the requirement `R` (permissions read fresh on every request), and the members
+//! example app ([`members`]) is built on it.
+//!
 //! The account pages ([`accounts`]) build on [`auth`] (sessions, CSRF, safe redirects),
 //! [`hashpool`] (password hashing in a bounded pool off the runtime) and [`throttle`] (login
 //! rate limits that cannot be turned into a lockout); each module's documentation gives its
@@ -54,9 +58,11 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod forms;
+pub mod guard;
 pub mod hashpool;
 pub mod hosts;
 pub mod mail;
+pub mod members;
 pub mod middleware;
 pub mod password_flows;
 pub mod registration;

@@ -1,8 +1,8 @@
 //! # palisade-store
 //!
 //! Implementations of `palisade-core`'s storage traits ([`UserStore`], [`SessionStore`],
-//! [`AuditLog`], [`TokenStore`], [`KeyStore`], and [`AuthzStore`] for permissions, groups and
-//! who holds what):
+//! [`AuditLog`], [`TokenStore`], [`KeyStore`], [`AuthzStore`] for permissions, groups and
+//! who holds what, and [`MemberStore`] for the members example app):
 //! - [`MemoryStore`]: in-process, for unit tests of the use cases and the server.
 //! - [`SqliteStore`]: the embedded default, one SQLite file through sqlx, with its schema in
 //!   `migrations/sqlite/` compiled into the binary.
@@ -41,7 +41,7 @@ mod sqlite;
 pub use breached::{BreachedFileError, BreachedPasswordFile};
 pub use memory::MemoryStore;
 pub use palisade_core::{
-    AuditLog, AuthzStore, KeyStore, SessionStore, SessionUserStore, StoreError, StoredKey,
-    TokenStore, UserStore,
+    AuditLog, AuthzStore, KeyStore, MemberStore, SessionStore, SessionUserStore, StoreError,
+    StoredKey, TokenStore, UserStore,
 };
 pub use sqlite::SqliteStore;

@@ -3,15 +3,16 @@
 //! against it), so tests written with it hold for production.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard};
 
 use palisade_core::audit::AuditRecord;
 use palisade_core::token::TokenId;
 use palisade_core::{
-    AuditEvent, AuditLog, AuthzStore, Email, Group, GroupId, GroupName, KeyStore, NewUser,
-    Permission, PermissionInfo, Session, SessionKey, SessionStore, SessionTimeouts,
-    SessionUserStore, StoreError, StoredKey, Timestamp, TokenStore, User, UserId, UserStore,
-    Username,
+    AuditEvent, AuditLog, AuthzStore, Email, Group, GroupId, GroupName, KeyStore, MEMBER_PAGE_MAX,
+    Member, MemberId, MemberStore, NewMember, NewUser, Permission, PermissionInfo, Session,
+    SessionKey, SessionStore, SessionTimeouts, SessionUserStore, StoreError, StoredKey, Timestamp,
+    TokenStore, User, UserId, UserStore, Username,
 };
 
 /// All data behind one lock. A std mutex is enough: no lock is held across an `.await`, and
@@ -42,6 +43,10 @@ struct Inner {
     user_groups: BTreeSet<(UserId, GroupId)>,
     group_permissions: BTreeSet<(GroupId, Permission)>,
     user_permissions: BTreeSet<(UserId, Permission)>,
+    /// The members app's rows, keyed (and so listed) by id.
+    members: BTreeMap<MemberId, Member>,
+    /// Last member id handed out; never reused, as with SQLite's AUTOINCREMENT.
+    last_member_id: i64,
 }
 
 impl MemoryStore {
@@ -530,6 +535,75 @@ impl AuthzStore for MemoryStore {
             );
         }
         Ok(held)
+    }
+}
+
+impl MemberStore for MemoryStore {
+    async fn add_member(&self, new: NewMember) -> Result<Member, StoreError> {
+        let mut inner = self.lock()?;
+        if let Some(user) = new.added_by {
+            inner.require_user(user)?;
+        }
+        let next = inner
+            .last_member_id
+            .checked_add(1)
+            .ok_or_else(|| StoreError::Backend("member ids exhausted".into()))?;
+        inner.last_member_id = next;
+        let member = new.into_member(MemberId::new(next));
+        inner.members.insert(member.id, member.clone());
+        Ok(member)
+    }
+
+    async fn get_member(&self, id: MemberId) -> Result<Option<Member>, StoreError> {
+        Ok(self.lock()?.members.get(&id).cloned())
+    }
+
+    async fn list_members(
+        &self,
+        after: Option<MemberId>,
+        limit: u32,
+    ) -> Result<Vec<Member>, StoreError> {
+        let inner = self.lock()?;
+        let start = match after {
+            Some(id) => Bound::Excluded(id),
+            None => Bound::Unbounded,
+        };
+        Ok(inner
+            .members
+            .range((start, Bound::Unbounded))
+            .take(clamp(limit.min(MEMBER_PAGE_MAX)))
+            .map(|(_, m)| m.clone())
+            .collect())
+    }
+
+    async fn count_members(&self) -> Result<u64, StoreError> {
+        Ok(u64::try_from(self.lock()?.members.len()).unwrap_or(u64::MAX))
+    }
+
+    async fn approve_member(
+        &self,
+        id: MemberId,
+        by: UserId,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock()?;
+        // The same order as the SQL backend: an existing approval wins before the approver
+        // is checked (SQLite's UPDATE matches no row, so no foreign key is tested).
+        match inner.members.get(&id) {
+            None => return Err(StoreError::NotFound),
+            Some(member) if member.approved => return Ok(false),
+            Some(_) => {}
+        }
+        inner.require_user(by)?;
+        let member = inner.members.get_mut(&id).ok_or(StoreError::NotFound)?;
+        member.approved = true;
+        member.approved_by = Some(by);
+        member.approved_at = Some(at);
+        Ok(true)
+    }
+
+    async fn delete_member(&self, id: MemberId) -> Result<bool, StoreError> {
+        Ok(self.lock()?.members.remove(&id).is_some())
     }
 }
 

@@ -1,7 +1,7 @@
 //! The embedded default backend: one SQLite file, through sqlx. It holds accounts, sessions,
 //! the audit log, used single-use tokens, the shared (encrypted) signing keys, and the
-//! permission registry with groups, memberships and grants (`migrations/sqlite/`, one file
-//! per schema step).
+//! permission registry with groups, memberships and grants, and the members example app's
+//! list (`migrations/sqlite/`, one file per schema step).
 //!
 //! Connections run in WAL mode (readers never block the writer), with foreign keys on,
 //! `synchronous = FULL` (a committed audit record survives a power cut) and a 5-second busy
@@ -25,9 +25,9 @@ use palisade_core::audit::AuditRecord;
 use palisade_core::token::TokenId;
 use palisade_core::{
     AuditEvent, AuditLog, AuthzStore, CsrfSecret, Email, Group, GroupId, GroupName, KeyStore,
-    NewUser, Permission, PermissionInfo, Session, SessionKey, SessionStore, SessionTimeouts,
-    SessionUserStore, StoreError, StoredKey, Timestamp, TokenStore, User, UserId, UserStore,
-    Username,
+    MEMBER_PAGE_MAX, Member, MemberId, MemberName, MemberStore, NewMember, NewUser, Permission,
+    PermissionInfo, Session, SessionKey, SessionStore, SessionTimeouts, SessionUserStore,
+    StoreError, StoredKey, Timestamp, TokenStore, User, UserId, UserStore, Username,
 };
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
@@ -64,6 +64,11 @@ macro_rules! session_columns {
 macro_rules! key_columns {
     () => {
         "purpose, kid, wrapped_key, ciphertext, created_at, retired_at"
+    };
+}
+macro_rules! member_columns {
+    () => {
+        "id, name, email, approved, added_by, added_at, approved_by, approved_at"
     };
 }
 macro_rules! audit_columns {
@@ -380,6 +385,34 @@ fn group_from_row(row: &SqliteRow) -> Result<Group, StoreError> {
     Ok(Group {
         id: GroupId::new(id),
         name: GroupName::parse(&name).map_err(|e| corrupt(&format!("group {id} name"), e))?,
+    })
+}
+
+fn member_from_row(row: &SqliteRow) -> Result<Member, StoreError> {
+    let id: i64 = row.try_get("id").map_err(map_err)?;
+    let name: String = row.try_get("name").map_err(map_err)?;
+    let email: Option<String> = row.try_get("email").map_err(map_err)?;
+    let user = |column: &str| -> Result<Option<UserId>, StoreError> {
+        Ok(row
+            .try_get::<Option<i64>, _>(column)
+            .map_err(map_err)?
+            .map(UserId::new))
+    };
+    Ok(Member {
+        id: MemberId::new(id),
+        name: MemberName::parse(&name).map_err(|e| corrupt(&format!("member {id} name"), e))?,
+        email: email
+            .map(|e| Email::parse(&e))
+            .transpose()
+            .map_err(|e| corrupt(&format!("member {id} email"), e))?,
+        approved: row.try_get("approved").map_err(map_err)?,
+        added_by: user("added_by")?,
+        added_at: Timestamp::from_unix(row.try_get("added_at").map_err(map_err)?),
+        approved_by: user("approved_by")?,
+        approved_at: row
+            .try_get::<Option<i64>, _>("approved_at")
+            .map_err(map_err)?
+            .map(Timestamp::from_unix),
     })
 }
 
@@ -930,6 +963,110 @@ impl AuthzStore for SqliteStore {
         .bind(user.get())
         .fetch_all(conn))?;
         permission_set(names)
+    }
+}
+
+/// Each method is one statement, so atomic without an explicit transaction; a missing
+/// `added_by` or `approved_by` account fails its foreign key, which `map_err` turns into
+/// `NotFound`.
+impl MemberStore for SqliteStore {
+    async fn add_member(&self, new: NewMember) -> Result<Member, StoreError> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO members (name, email, added_by, added_at) VALUES (?, ?, ?, ?) \
+             RETURNING id",
+        )
+        .bind(new.name.as_str())
+        .bind(new.email.as_ref().map(Email::as_str))
+        .bind(new.added_by.map(UserId::get))
+        .bind(new.added_at.unix())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(new.into_member(MemberId::new(id)))
+    }
+
+    async fn get_member(&self, id: MemberId) -> Result<Option<Member>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            member_columns!(),
+            " FROM members WHERE id = ?"
+        ))
+        .bind(id.get())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        row.as_ref().map(member_from_row).transpose()
+    }
+
+    async fn list_members(
+        &self,
+        after: Option<MemberId>,
+        limit: u32,
+    ) -> Result<Vec<Member>, StoreError> {
+        // From the very bottom when `after` is None, not 0: ids are positive, but nothing
+        // here should depend on it. A range scan of the primary key either way.
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            member_columns!(),
+            " FROM members WHERE id > ? ORDER BY id LIMIT ?"
+        ))
+        .bind(after.map_or(i64::MIN, MemberId::get))
+        .bind(i64::from(limit.min(MEMBER_PAGE_MAX)))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(member_from_row).collect()
+    }
+
+    async fn count_members(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM members")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+        u64::try_from(n).map_err(|e| StoreError::Backend(e.to_string()))
+    }
+
+    async fn approve_member(
+        &self,
+        id: MemberId,
+        by: UserId,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        // `approved = 0` in the WHERE makes the UPDATE the test: of concurrent approvals one
+        // changes the row and the rest match nothing, so the first approver is kept.
+        let result = sqlx::query(
+            "UPDATE members SET approved = 1, approved_by = ?, approved_at = ? \
+             WHERE id = ? AND approved = 0",
+        )
+        .bind(by.get())
+        .bind(at.unix())
+        .bind(id.get())
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        if result.rows_affected() > 0 {
+            return Ok(true);
+        }
+        // Asked only when nothing changed: already approved, or no such member.
+        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM members WHERE id = ?)")
+            .bind(id.get())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+        if exists {
+            Ok(false)
+        } else {
+            Err(StoreError::NotFound)
+        }
+    }
+
+    async fn delete_member(&self, id: MemberId) -> Result<bool, StoreError> {
+        let result = sqlx::query("DELETE FROM members WHERE id = ?")
+            .bind(id.get())
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(result.rows_affected() > 0)
     }
 }
 

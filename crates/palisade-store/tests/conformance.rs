@@ -18,9 +18,10 @@ use palisade_core::audit::{BrokenLinkKind, GENESIS_HASH};
 use palisade_core::token::TokenId;
 use palisade_core::{
     AuditEvent, AuditLog, AuditVerifyError, AuthzStore, CsrfSecret, Email, GroupId, GroupName,
-    KeyStore, NewUser, Permission, PermissionInfo, Session, SessionId, SessionStore,
-    SessionTimeouts, SessionUserStore, StoreError, StoredKey, Timestamp, TokenStore, User, UserId,
-    UserStore, Username, allowed, verify_chain,
+    KeyStore, MEMBER_PAGE_MAX, Member, MemberId, MemberName, MemberStore, NewMember, NewUser,
+    Permission, PermissionInfo, Session, SessionId, SessionStore, SessionTimeouts,
+    SessionUserStore, StoreError, StoredKey, Timestamp, TokenStore, User, UserId, UserStore,
+    Username, allowed, verify_chain,
 };
 use palisade_store::{MemoryStore, SqliteStore};
 use serde_json::json;
@@ -32,6 +33,7 @@ trait Backend: Send + Sync + Sized + 'static {
         + TokenStore
         + KeyStore
         + AuthzStore
+        + MemberStore
         + AuditLog
         + 'static;
 
@@ -184,6 +186,19 @@ fn group_name(name: &str) -> GroupName {
 async fn register<S: AuthzStore>(store: &S, names: &[&str]) {
     let infos: Vec<_> = names.iter().map(|n| info(n, "")).collect();
     store.ensure_permissions(&infos).await.unwrap();
+}
+
+fn new_member(name: &str, email: Option<&str>, added_by: Option<UserId>, at: i64) -> NewMember {
+    NewMember {
+        name: MemberName::parse(name).unwrap(),
+        email: email.map(|e| Email::parse(e).unwrap()),
+        added_by,
+        added_at: ts(at),
+    }
+}
+
+fn member_ids(members: &[Member]) -> Vec<MemberId> {
+    members.iter().map(|m| m.id).collect()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1166,6 +1181,289 @@ mod cases {
         assert_eq!(check(&root, &root_held), (false, false));
     }
 
+    pub async fn members_add_get_count<B: Backend>() {
+        let b = B::fresh().await;
+        let s = b.store();
+        assert_eq!(s.count_members().await.unwrap(), 0);
+        assert!(s.list_members(None, 10).await.unwrap().is_empty());
+        assert_eq!(s.get_member(MemberId::new(1)).await.unwrap(), None);
+
+        let ada = s
+            .add_member(new_member(
+                "Ada Lovelace",
+                Some("Ada@Example.COM"),
+                None,
+                1_700_000_000,
+            ))
+            .await
+            .unwrap();
+        assert!(!ada.approved);
+        assert_eq!(ada.approved_by, None);
+        assert_eq!(ada.approved_at, None);
+        assert_eq!(ada.added_by, None);
+        assert_eq!(ada.added_at, ts(1_700_000_000));
+        // What was returned is what is stored, e-mail included.
+        assert_eq!(s.get_member(ada.id).await.unwrap(), Some(ada.clone()));
+        assert_eq!(
+            s.get_member(ada.id).await.unwrap().unwrap().email,
+            Some(Email::parse("Ada@Example.COM").unwrap())
+        );
+
+        // Names are not unique, and a member may have no address.
+        let twin = s
+            .add_member(new_member("Ada Lovelace", None, None, 1_700_000_001))
+            .await
+            .unwrap();
+        assert_ne!(twin.id, ada.id);
+        assert_eq!(twin.email, None);
+        assert_eq!(s.count_members().await.unwrap(), 2);
+        assert_eq!(s.get_member(twin.id).await.unwrap(), Some(twin));
+    }
+
+    pub async fn members_list_order_and_pagination<B: Backend>() {
+        let b = B::fresh().await;
+        let s = b.store();
+        let mut ids = Vec::new();
+        // Added with decreasing timestamps: the order is by id, not by time or name.
+        for n in 0..7 {
+            let m = s
+                .add_member(new_member(
+                    &format!("member {}", 9 - n),
+                    None,
+                    None,
+                    1_700_000_100 - n,
+                ))
+                .await
+                .unwrap();
+            ids.push(m.id);
+        }
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(member_ids(&s.list_members(None, 100).await.unwrap()), ids);
+
+        // Keyset pages: each starts after the last id of the one before.
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let page = s.list_members(after, 3).await.unwrap();
+            assert!(page.len() <= 3);
+            let Some(last) = page.last() else { break };
+            after = Some(last.id);
+            seen.extend(member_ids(&page));
+        }
+        assert_eq!(seen, ids);
+        assert_eq!(
+            member_ids(&s.list_members(Some(ids[1]), 2).await.unwrap()),
+            ids[2..4]
+        );
+        assert!(s.list_members(Some(ids[6]), 10).await.unwrap().is_empty());
+        assert!(s.list_members(None, 0).await.unwrap().is_empty());
+        // `after` need not be a stored id: a deleted one works as a bookmark too.
+        assert!(s.delete_member(ids[3]).await.unwrap());
+        assert_eq!(
+            member_ids(&s.list_members(Some(ids[3]), 10).await.unwrap()),
+            ids[4..]
+        );
+        assert_eq!(
+            member_ids(&s.list_members(Some(ids[2]), 1).await.unwrap()),
+            [ids[4]]
+        );
+    }
+
+    pub async fn members_list_limit_is_capped<B: Backend>() {
+        let b = B::fresh().await;
+        let s = b.store();
+        let count = u64::from(MEMBER_PAGE_MAX) + 5;
+        for n in 0..count {
+            s.add_member(new_member(&format!("m{n}"), None, None, 1_700_000_000))
+                .await
+                .unwrap();
+        }
+        assert_eq!(s.count_members().await.unwrap(), count);
+        let first = s.list_members(None, u32::MAX).await.unwrap();
+        assert_eq!(first.len(), 1000);
+        let rest = s
+            .list_members(first.last().map(|m| m.id), u32::MAX)
+            .await
+            .unwrap();
+        assert_eq!(rest.len(), 5);
+    }
+
+    pub async fn members_approve_once<B: Backend>() {
+        let b = B::fresh().await;
+        let s = b.store();
+        let alice = add_user(&**s, "alice", None).await;
+        let bob = add_user(&**s, "bob", None).await;
+        let m = s
+            .add_member(new_member(
+                "Grace Hopper",
+                None,
+                Some(alice.id),
+                1_700_000_000,
+            ))
+            .await
+            .unwrap();
+        let other = s
+            .add_member(new_member("Other", None, None, 1_700_000_000))
+            .await
+            .unwrap();
+
+        assert!(
+            s.approve_member(m.id, alice.id, ts(1_700_000_010))
+                .await
+                .unwrap()
+        );
+        let approved = s.get_member(m.id).await.unwrap().unwrap();
+        assert!(approved.approved);
+        assert_eq!(approved.approved_by, Some(alice.id));
+        assert_eq!(approved.approved_at, Some(ts(1_700_000_010)));
+        // Nothing else about the member changed.
+        assert_eq!(
+            Member {
+                approved: false,
+                approved_by: None,
+                approved_at: None,
+                ..approved.clone()
+            },
+            m
+        );
+
+        // A second approval, by someone else and later, changes nothing.
+        assert!(
+            !s.approve_member(m.id, bob.id, ts(1_700_000_020))
+                .await
+                .unwrap()
+        );
+        assert_eq!(s.get_member(m.id).await.unwrap().unwrap(), approved);
+        // Even by an account that does not exist: the approval already stands.
+        assert!(
+            !s.approve_member(m.id, UserId::new(9_999), ts(1_700_000_030))
+                .await
+                .unwrap()
+        );
+        assert_eq!(s.get_member(m.id).await.unwrap().unwrap(), approved);
+        // Other members are untouched.
+        assert!(!s.get_member(other.id).await.unwrap().unwrap().approved);
+
+        // No such member.
+        assert_eq!(
+            s.approve_member(MemberId::new(9_999), alice.id, ts(1_700_000_040))
+                .await,
+            Err(StoreError::NotFound)
+        );
+        // No such approver: refused, and the member stays unapproved.
+        assert_eq!(
+            s.approve_member(other.id, UserId::new(9_999), ts(1_700_000_050))
+                .await,
+            Err(StoreError::NotFound)
+        );
+        let still = s.get_member(other.id).await.unwrap().unwrap();
+        assert!(!still.approved && still.approved_by.is_none() && still.approved_at.is_none());
+        // A deleted member is no longer there to approve.
+        assert!(s.delete_member(other.id).await.unwrap());
+        assert_eq!(
+            s.approve_member(other.id, alice.id, ts(1_700_000_060))
+                .await,
+            Err(StoreError::NotFound)
+        );
+    }
+
+    pub async fn members_concurrent_approvals_have_one_winner<B: Backend>() {
+        let b = B::fresh().await;
+        let store = Arc::clone(b.store());
+        let mut users = Vec::new();
+        for n in 0..8 {
+            users.push(add_user(&*store, &format!("approver{n}"), None).await.id);
+        }
+        let m = store
+            .add_member(new_member("Contested", None, None, 1_700_000_000))
+            .await
+            .unwrap();
+        let tasks: Vec<_> = users
+            .iter()
+            .enumerate()
+            .map(|(n, &user)| {
+                let store = Arc::clone(&store);
+                let at = ts(1_700_000_100 + i64::try_from(n).unwrap());
+                tokio::spawn(async move { (user, at, store.approve_member(m.id, user, at).await) })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for task in tasks {
+            let (user, at, result) = task.await.unwrap();
+            if result.unwrap() {
+                winners.push((user, at));
+            }
+        }
+        assert_eq!(winners.len(), 1);
+        let stored = store.get_member(m.id).await.unwrap().unwrap();
+        assert_eq!(
+            (stored.approved_by.unwrap(), stored.approved_at.unwrap()),
+            winners[0]
+        );
+    }
+
+    pub async fn members_delete<B: Backend>() {
+        let b = B::fresh().await;
+        let s = b.store();
+        let a = s
+            .add_member(new_member("A", None, None, 1_700_000_000))
+            .await
+            .unwrap();
+        let keep = s
+            .add_member(new_member("B", None, None, 1_700_000_000))
+            .await
+            .unwrap();
+        assert!(s.delete_member(a.id).await.unwrap());
+        assert!(!s.delete_member(a.id).await.unwrap());
+        assert!(!s.delete_member(MemberId::new(9_999)).await.unwrap());
+        assert_eq!(s.get_member(a.id).await.unwrap(), None);
+        assert_eq!(s.count_members().await.unwrap(), 1);
+        assert_eq!(
+            member_ids(&s.list_members(None, 10).await.unwrap()),
+            [keep.id]
+        );
+        // Ids are never reused, even the highest one after it is deleted.
+        assert!(s.delete_member(keep.id).await.unwrap());
+        let next = s
+            .add_member(new_member("C", None, None, 1_700_000_000))
+            .await
+            .unwrap();
+        assert!(next.id > keep.id);
+        assert_eq!(s.count_members().await.unwrap(), 1);
+    }
+
+    pub async fn members_added_by_a_real_user<B: Backend>() {
+        let b = B::fresh().await;
+        let s = b.store();
+        let alice = add_user(&**s, "alice", None).await;
+        let m = s
+            .add_member(new_member(
+                "Katherine Johnson",
+                None,
+                Some(alice.id),
+                1_700_000_000,
+            ))
+            .await
+            .unwrap();
+        assert_eq!(m.added_by, Some(alice.id));
+        assert_eq!(
+            s.get_member(m.id).await.unwrap().unwrap().added_by,
+            Some(alice.id)
+        );
+        // An account that does not exist cannot have added anyone, and nothing is stored.
+        assert_eq!(
+            s.add_member(new_member(
+                "Ghost",
+                None,
+                Some(UserId::new(9_999)),
+                1_700_000_000
+            ))
+            .await,
+            Err(StoreError::NotFound)
+        );
+        assert_eq!(s.count_members().await.unwrap(), 1);
+    }
+
     pub async fn audit_concurrent_appends<B: Backend>() {
         let b = B::fresh().await;
         let store = Arc::clone(b.store());
@@ -1215,6 +1513,13 @@ macro_rules! conformance {
             authz_held_permissions_direct_and_groups,
             authz_many_groups,
             authz_allowed_rule,
+            members_add_get_count,
+            members_list_order_and_pagination,
+            members_list_limit_is_capped,
+            members_approve_once,
+            members_concurrent_approvals_have_one_winner,
+            members_delete,
+            members_added_by_a_real_user,
         ]);
     };
     (@cases $module:ident, $backend:ty, [$($case:ident),* $(,)?]) => {

@@ -9,8 +9,9 @@
 )]
 
 use palisade_core::{
-    AuditEvent, AuditLog, AuthzStore, CsrfSecret, GroupName, NewUser, Permission, PermissionInfo,
-    Session, SessionId, SessionStore, StoreError, Timestamp, UserId, UserStore, Username,
+    AuditEvent, AuditLog, AuthzStore, CsrfSecret, GroupName, MemberName, MemberStore, NewMember,
+    NewUser, Permission, PermissionInfo, Session, SessionId, SessionStore, StoreError, Timestamp,
+    UserId, UserStore, Username,
 };
 use palisade_store::SqliteStore;
 
@@ -312,4 +313,86 @@ async fn open_fails_cleanly_for_an_impossible_path() {
     let path = dir.path().join("missing-dir").join("palisade.db");
     let err = SqliteStore::open(path.to_str().unwrap()).await.unwrap_err();
     assert!(matches!(err, StoreError::Backend(_)));
+}
+
+#[tokio::test]
+async fn deleting_an_account_keeps_the_members_it_added_and_approved() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = fresh(&dir).await;
+    let alice = store.create_user(user("alice")).await.unwrap();
+    let m = store
+        .add_member(NewMember {
+            name: MemberName::parse("Ada").unwrap(),
+            email: None,
+            added_by: Some(alice.id),
+            added_at: Timestamp::from_unix(10),
+        })
+        .await
+        .unwrap();
+    assert!(
+        store
+            .approve_member(m.id, alice.id, Timestamp::from_unix(20))
+            .await
+            .unwrap()
+    );
+    // No user deletion API yet; ON DELETE SET NULL is what a future one relies on.
+    sqlx::query("DELETE FROM users WHERE id = ?")
+        .bind(alice.id.get())
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let kept = store.get_member(m.id).await.unwrap().unwrap();
+    assert_eq!((kept.added_by, kept.approved_by), (None, None));
+    // The approval itself stands.
+    assert!(kept.approved);
+    assert_eq!(kept.approved_at, Some(Timestamp::from_unix(20)));
+}
+
+#[tokio::test]
+async fn member_rows_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = fresh(&dir).await;
+    let alice = store.create_user(user("alice")).await.unwrap();
+    // `approved` and `approved_at` must agree, and an unapproved member has no approver.
+    for (approved, approved_by, approved_at) in [
+        (1, None, None),
+        (0, None, Some(5)),
+        (0, Some(alice.id.get()), None),
+        (2, None, Some(5)),
+    ] {
+        let bad = sqlx::query(
+            "INSERT INTO members (name, approved, approved_by, added_at, approved_at) \
+             VALUES ('x', ?, ?, 1, ?)",
+        )
+        .bind(approved)
+        .bind(approved_by)
+        .bind(approved_at)
+        .execute(store.pool())
+        .await;
+        assert!(bad.is_err(), "{approved} {approved_by:?} {approved_at:?}");
+    }
+    let empty_name = sqlx::query("INSERT INTO members (name, added_at) VALUES ('', 1)")
+        .execute(store.pool())
+        .await;
+    assert!(empty_name.is_err());
+    let text_time = sqlx::query("INSERT INTO members (name, added_at) VALUES ('x', 'now')")
+        .execute(store.pool())
+        .await;
+    assert!(text_time.is_err());
+
+    // A hand-edited name that is no valid MemberName is reported, never passed on.
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO members (name, added_at) VALUES ('a' || char(10) || 'b', 1) RETURNING id",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert!(matches!(
+        store.get_member(palisade_core::MemberId::new(id)).await,
+        Err(StoreError::Corrupt(_))
+    ));
+    assert!(matches!(
+        store.list_members(None, 10).await,
+        Err(StoreError::Corrupt(_))
+    ));
 }
