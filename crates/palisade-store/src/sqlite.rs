@@ -900,15 +900,14 @@ impl AuthzStore for SqliteStore {
     }
 
     async fn groups_of_user(&self, user: UserId) -> Result<Vec<Group>, StoreError> {
-        let rows = sqlx::query(
+        // On the held read connections: the profile page asks on every view.
+        let rows = read!(self, |conn| sqlx::query(
             "SELECT groups.id, groups.name FROM user_groups \
              JOIN groups ON groups.id = user_groups.group_id \
              WHERE user_groups.user_id = ? ORDER BY groups.name",
         )
         .bind(user.get())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
+        .fetch_all(conn))?;
         rows.iter().map(group_from_row).collect()
     }
 
@@ -1005,16 +1004,15 @@ impl MemberStore for SqliteStore {
     ) -> Result<Vec<Member>, StoreError> {
         // From the very bottom when `after` is None, not 0: ids are positive, but nothing
         // here should depend on it. A range scan of the primary key either way.
-        let rows = sqlx::query(concat!(
+        // On the held read connections: the members page lists on every view.
+        let rows = read!(self, |conn| sqlx::query(concat!(
             "SELECT ",
             member_columns!(),
             " FROM members WHERE id > ? ORDER BY id LIMIT ?"
         ))
         .bind(after.map_or(i64::MIN, MemberId::get))
         .bind(i64::from(limit.min(MEMBER_PAGE_MAX)))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
+        .fetch_all(conn))?;
         rows.iter().map(member_from_row).collect()
     }
 
