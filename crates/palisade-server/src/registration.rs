@@ -251,36 +251,11 @@ async fn register(
         .map_err(AppError::store)?
         .is_empty();
     let ip = serde_json::json!({ "ip": client.ip.to_string() });
-    if address_used {
-        send(
-            &state,
-            &email,
-            "You already have an account",
-            already_registered(&site),
-        );
-        audit(
-            &state,
-            "register.refused",
-            None,
-            Some(username.as_str().to_owned()),
-            ip,
-        )
-        .await?;
+    // Each path queues one mail and writes one audit record, so they cost the same.
+    let refused = if address_used {
+        Some(("You already have an account", already_registered(&site)))
     } else if name_taken {
-        send(
-            &state,
-            &email,
-            "That username is taken",
-            name_is_taken(&site, &username),
-        );
-        audit(
-            &state,
-            "register.refused",
-            None,
-            Some(username.as_str().to_owned()),
-            ip,
-        )
-        .await?;
+        Some(("That username is taken", name_is_taken(&site, &username)))
     } else {
         let mut new = NewUser::new(username.clone(), Some(email.clone()), hash, auth::now());
         new.is_active = false;
@@ -292,30 +267,29 @@ async fn register(
                     "user.register",
                     None,
                     Some(user.username.as_str().to_owned()),
-                    ip,
+                    ip.clone(),
                 )
                 .await?;
                 tracing::info!(user = %user.username, "account registered, awaiting activation");
+                None
             }
             // Taken between the lookup and the insert by a concurrent registration.
             Err(StoreError::Conflict) => {
-                send(
-                    &state,
-                    &email,
-                    "That username is taken",
-                    name_is_taken(&site, &username),
-                );
-                audit(
-                    &state,
-                    "register.refused",
-                    None,
-                    Some(username.as_str().to_owned()),
-                    ip,
-                )
-                .await?;
+                Some(("That username is taken", name_is_taken(&site, &username)))
             }
             Err(e) => return Err(AppError::store(e)),
         }
+    };
+    if let Some((subject, body)) = refused {
+        send(&state, &email, subject, body);
+        audit(
+            &state,
+            "register.refused",
+            None,
+            Some(username.as_str().to_owned()),
+            ip,
+        )
+        .await?;
     }
     check_email_page(&state)
 }

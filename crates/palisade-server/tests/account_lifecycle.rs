@@ -126,6 +126,24 @@ async fn set_password(b: &mut Browser, path: &str, p1: &str, p2: &str) -> Page {
     .await
 }
 
+/// Loads the password-change form (signed in) and submits it.
+async fn change_password(b: &mut Browser, old: &str, p1: &str, p2: &str) -> Page {
+    let form = b.get("/accounts/password/change/").await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(form.body.contains("name=\"old_password\""));
+    let token = form.csrf_token();
+    b.post(
+        "/accounts/password/change/",
+        &[
+            ("old_password", old),
+            ("new_password1", p1),
+            ("new_password2", p2),
+            ("csrf_token", &token),
+        ],
+    )
+    .await
+}
+
 /// `path` as it appears in an attribute of a page: the templates escape every value, `/`
 /// included.
 fn href(path: &str) -> String {
@@ -377,37 +395,11 @@ async fn password_change_needs_the_old_password_and_ends_other_sessions() {
         (GOOD, BETTER, GOOD, "didn&#x27;t match"),
         (GOOD, "1234567890123", "1234567890123", "entirely numeric"),
     ] {
-        let form = b.get("/accounts/password/change/").await;
-        assert_eq!(form.status, StatusCode::OK);
-        assert!(form.body.contains("name=\"old_password\""));
-        let token = form.csrf_token();
-        let page = b
-            .post(
-                "/accounts/password/change/",
-                &[
-                    ("old_password", old),
-                    ("new_password1", p1),
-                    ("new_password2", p2),
-                    ("csrf_token", &token),
-                ],
-            )
-            .await;
+        let page = change_password(&mut b, old, p1, p2).await;
         assert_eq!(page.status, StatusCode::OK);
         assert!(page.body.contains(expect), "{expect}: {}", page.body);
     }
-    let form = b.get("/accounts/password/change/").await;
-    let token = form.csrf_token();
-    let done = b
-        .post(
-            "/accounts/password/change/",
-            &[
-                ("old_password", GOOD),
-                ("new_password1", BETTER),
-                ("new_password2", BETTER),
-                ("csrf_token", &token),
-            ],
-        )
-        .await;
+    let done = change_password(&mut b, GOOD, BETTER, BETTER).await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
     assert_eq!(done.location(), "/accounts/password/change/done/");
     assert_eq!(b.get(done.location()).await.status, StatusCode::OK);
@@ -556,19 +548,7 @@ async fn tokens_expire_are_tamper_proof_and_die_with_key_or_password_changes() {
         "/accounts/reset/",
     );
     assert_eq!(b.get(&reset).await.status, StatusCode::OK);
-    let form = kim.get("/accounts/password/change/").await;
-    let token = form.csrf_token();
-    let changed = kim
-        .post(
-            "/accounts/password/change/",
-            &[
-                ("old_password", GOOD),
-                ("new_password1", BETTER),
-                ("new_password2", BETTER),
-                ("csrf_token", &token),
-            ],
-        )
-        .await;
+    let changed = change_password(&mut kim, GOOD, BETTER, BETTER).await;
     assert_eq!(changed.status, StatusCode::SEE_OTHER, "{}", changed.body);
     assert_eq!(b.get(&reset).await.status, StatusCode::BAD_REQUEST);
     // Another account's uid with this token is refused too.
