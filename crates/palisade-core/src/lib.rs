@@ -25,7 +25,8 @@
 //!
 //! ## Modules
 //! - [`time`]: [`Timestamp`] (unix seconds).
-//! - [`user`]: [`Username`], [`Email`], [`UserId`], [`User`], [`NewUser`].
+//! - [`user`]: [`Username`], [`Email`], [`UserId`], [`User`], [`NewUser`], and the admin
+//!   console's user search, [`UserQuery`] → [`UserPage`].
 //! - [`permission`]: [`Permission`] (`app.codename`), [`GroupName`], [`Group`], and
 //!   [`allowed`], the one rule that decides a permission check.
 //! - [`member`]: the "members" example app's records: [`MemberId`], [`MemberName`],
@@ -59,11 +60,14 @@ pub use permission::{
 };
 pub use session::{CsrfSecret, Session, SessionId, SessionIdError, SessionKey, SessionTimeouts};
 pub use store::{
-    AuditLog, AuditVerifyError, AuthzStore, KeyStore, MemberStore, SessionStore, SessionUserStore,
-    StoreError, StoredKey, TokenStore, UserStore,
+    AccessScope, AuditLog, AuditVerifyError, AuthzStore, KeyStore, MemberStore, SessionAccess,
+    SessionStore, SessionUserStore, StoreError, StoredKey, TokenStore, UserStore,
 };
 pub use time::Timestamp;
-pub use user::{Email, EmailError, NewUser, User, UserId, Username, UsernameError};
+pub use user::{
+    Email, EmailError, NewUser, USER_PAGE_MAX, User, UserId, UserPage, UserQuery, UserSearch,
+    Username, UsernameError,
+};
 
 /// SHA-256 of the concatenation of `parts`, as a fixed-size array.
 fn sha256(parts: &[&[u8]]) -> [u8; 32] {

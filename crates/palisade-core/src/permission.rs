@@ -235,11 +235,18 @@ pub fn allowed(user: &User, held: &BTreeSet<Permission>, permission: &Permission
 /// plus the custom ones the routes check.
 pub fn builtin_permissions() -> Vec<PermissionInfo> {
     const RESOURCES: &[(&str, &str, &str)] = &[
+        // The admin console's own: who may see and change accounts and groups there.
+        ("auth", "user", "user"),
+        ("auth", "group", "group"),
         ("members", "member", "member"),
         ("drop", "sender", "drop sender"),
         ("drop", "message", "drop message"),
     ];
-    const CUSTOM: &[(&str, &str, &str)] = &[("members", "approve_member", "Can approve member")];
+    const CUSTOM: &[(&str, &str, &str)] = &[
+        ("auth", "view_permission", "Can view permission"),
+        ("audit", "view_record", "Can view the audit log"),
+        ("members", "approve_member", "Can approve member"),
+    ];
     let mut out = Vec::new();
     for (app, model, words) in RESOURCES {
         for action in ["add", "change", "delete", "view"] {
@@ -292,10 +299,15 @@ mod tests {
             "members.approve_member",
             "drop.add_sender",
             "drop.view_message",
+            "auth.view_user",
+            "auth.change_user",
+            "auth.add_group",
+            "auth.view_permission",
+            "audit.view_record",
         ] {
             assert!(names.iter().any(|n| n == expected), "{expected}");
         }
-        assert_eq!(names.len(), 13);
+        assert_eq!(names.len(), 23);
         let mut unique = names.clone();
         unique.sort();
         unique.dedup();

@@ -19,7 +19,7 @@ use crate::permission::{Group, GroupId, GroupName, Permission, PermissionInfo};
 use crate::session::{Session, SessionKey, SessionTimeouts};
 use crate::time::Timestamp;
 use crate::token::TokenId;
-use crate::user::{Email, NewUser, User, UserId, Username};
+use crate::user::{Email, NewUser, User, UserId, UserPage, UserQuery, Username};
 
 /// Page size used by [`AuditLog::verify`].
 const VERIFY_PAGE: u32 = 1000;
@@ -97,6 +97,22 @@ pub trait UserStore: Send + Sync {
 
     /// Every account, by id.
     fn list_users(&self) -> impl Future<Output = Result<Vec<User>, StoreError>> + Send;
+
+    /// One page of the admin console's user list: the accounts matching
+    /// [`UserQuery::search_terms`] (all of them when there is no search), ordered by
+    /// [`Username::canonical`] (unique, so the order is total and pages never overlap),
+    /// skipping `offset` and returning at most [`UserQuery::capped_limit`]; `total` counts
+    /// every match, so an offset past the end gives no users but the right total.
+    ///
+    /// A match is a plain substring of the canonical username or canonical e-mail
+    /// ([`crate::user::UserSearch::matches`]): `%`, `_` and `\` in the search are literal
+    /// characters, never wildcards. Offset paging rather than keyset, because the console
+    /// shows "page X of Y" and jumps to any page; the backend must answer the first page
+    /// from an index, not by sorting the table.
+    fn search_users(
+        &self,
+        query: &UserQuery,
+    ) -> impl Future<Output = Result<UserPage, StoreError>> + Send;
 
     fn set_password_hash(
         &self,
@@ -177,11 +193,82 @@ pub trait SessionStore: Send + Sync {
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
+/// How much of what a user holds a request reads with its session: no more than the page
+/// needs, since a user in many groups can hold hundreds of permissions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessScope<'a> {
+    /// The session and the user only (pages that ask no permission).
+    Session,
+    /// The user's permissions of one app (`members` → `members.*`), no groups: a route of
+    /// that app, its check and its buttons.
+    App(&'a str),
+    /// Every permission and every group: the profile page, the admin console.
+    Full,
+}
+
+impl AccessScope<'_> {
+    /// Whether a lookup in this scope reads `permission`.
+    pub fn covers(&self, permission: &Permission) -> bool {
+        match self {
+            Self::Session => false,
+            Self::App(app) => permission.app() == *app,
+            Self::Full => true,
+        }
+    }
+}
+
+/// What a signed-in request is: the session, its user, and what the user holds right now
+/// (within the [`AccessScope`] it was read with).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionAccess {
+    pub session: Session,
+    pub user: User,
+    /// The permissions in scope granted to the user directly or through a group, as
+    /// [`AuthzStore::held_permissions`] answers (superuser and active are not applied).
+    pub held: BTreeSet<Permission>,
+    /// The user's groups, ordered by name, with [`AccessScope::Full`]; else empty.
+    pub groups: Vec<Group>,
+}
+
 /// The lookup every authenticated request makes: a session together with its user.
 ///
-/// The provided method makes two calls; a backend that keeps both in one database answers
-/// with one query (SQLite: a join), which is the difference on the hottest path there is.
-pub trait SessionUserStore: UserStore + SessionStore {
+/// The provided methods make one call per part; a backend that keeps them in one database
+/// answers with one query (SQLite: a join and two subqueries), which is the difference on
+/// the hottest path there is.
+pub trait SessionUserStore: UserStore + SessionStore + AuthzStore {
+    /// The session under `key` with its user and, as far as `scope` asks, the user's
+    /// permissions and groups, all read fresh (so a revocation bites on the next request);
+    /// `None` if the session or user is gone.
+    fn get_session_access(
+        &self,
+        key: &SessionKey,
+        scope: AccessScope<'_>,
+    ) -> impl Future<Output = Result<Option<SessionAccess>, StoreError>> + Send {
+        async move {
+            let Some((session, user)) = self.get_session_with_user(key).await? else {
+                return Ok(None);
+            };
+            let (held, groups) = match scope {
+                AccessScope::Session => (BTreeSet::new(), Vec::new()),
+                AccessScope::App(_) => {
+                    let mut held = self.held_permissions(user.id).await?;
+                    held.retain(|p| scope.covers(p));
+                    (held, Vec::new())
+                }
+                AccessScope::Full => (
+                    self.held_permissions(user.id).await?,
+                    self.groups_of_user(user.id).await?,
+                ),
+            };
+            Ok(Some(SessionAccess {
+                session,
+                user,
+                held,
+                groups,
+            }))
+        }
+    }
+
     /// The session stored under `key` and the user it belongs to; `None` if either is gone.
     fn get_session_with_user(
         &self,
@@ -474,6 +561,15 @@ pub trait AuditLog: Send + Sync {
     fn page(
         &self,
         after_seq: i64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<AuditRecord>, StoreError>> + Send;
+
+    /// Up to `limit` records with `seq < before_seq` (every record when `None`), newest
+    /// first: the console's audit page, whose "older" link passes the last `seq` shown.
+    /// Keyset on `seq`, so records appended between requests never shift a page.
+    fn page_desc(
+        &self,
+        before_seq: Option<i64>,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<AuditRecord>, StoreError>> + Send;
 

@@ -385,6 +385,77 @@ impl fmt::Debug for NewUser {
     }
 }
 
+/// Most users one [`crate::store::UserStore::search_users`] call returns, whatever the caller
+/// asks for: a page size taken from a query string must not read the whole table.
+pub const USER_PAGE_MAX: u32 = 500;
+
+/// What the admin console's user list asks for: an optional search and one page of the
+/// result, in [`Username::canonical`] order (as Django's `UserAdmin` orders by username).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserQuery {
+    /// Case-insensitive substring of the username or the e-mail address; `None`, empty or
+    /// only whitespace means every account.
+    pub search: Option<String>,
+    /// How many matching accounts to skip (page number × page size).
+    pub offset: u64,
+    /// Page size; capped at [`USER_PAGE_MAX`], and 0 returns no users (but still the total).
+    pub limit: u32,
+}
+
+impl UserQuery {
+    /// The page size a backend must use: [`UserQuery::limit`] capped at [`USER_PAGE_MAX`].
+    pub fn capped_limit(&self) -> u32 {
+        self.limit.min(USER_PAGE_MAX)
+    }
+
+    /// The search in the forms the stored canonical columns are compared with, or `None`
+    /// when there is nothing to filter on. Computed here, once, so every backend folds the
+    /// search exactly as it folded the stored names.
+    pub fn search_terms(&self) -> Option<UserSearch> {
+        let raw = self.search.as_deref()?.trim();
+        if raw.is_empty() {
+            return None;
+        }
+        let nfkc: String = raw.nfkc().collect();
+        Some(UserSearch {
+            // As `Username::parse` builds `canonical`: NFKC, then the case fold.
+            username: fold_case(&nfkc),
+            // As `Email::parse` builds `canonical`: lowercase.
+            email: raw.to_lowercase(),
+        })
+    }
+}
+
+/// A non-empty search, folded: see [`UserQuery::search_terms`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSearch {
+    /// Compared with [`Username::canonical`].
+    pub username: String,
+    /// Compared with [`Email::canonical`].
+    pub email: String,
+}
+
+impl UserSearch {
+    /// The matching rule itself (plain substring, no wildcards), which a SQL backend must
+    /// reproduce with an escaped `LIKE` and the memory backend calls directly.
+    pub fn matches(&self, user: &User) -> bool {
+        user.username.canonical().contains(&self.username)
+            || user
+                .email
+                .as_ref()
+                .is_some_and(|e| e.canonical().contains(&self.email))
+    }
+}
+
+/// One page of [`crate::store::UserStore::search_users`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserPage {
+    /// The page, in [`Username::canonical`] order.
+    pub users: Vec<User>,
+    /// How many accounts match the search in all (not just this page), for "page X of Y".
+    pub total: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -513,5 +584,29 @@ mod tests {
         let user = new.into_user(UserId::new(7));
         assert!(!format!("{user:?}").contains("secret"));
         assert!(user.is_active && !user.is_staff && user.last_login.is_none());
+    }
+
+    #[test]
+    fn user_search_folds_like_the_stored_forms() {
+        let query = |s: Option<&str>| UserQuery {
+            search: s.map(str::to_owned),
+            offset: 0,
+            limit: u32::MAX,
+        };
+        assert_eq!(query(None).search_terms(), None);
+        assert_eq!(query(Some("  \t")).search_terms(), None);
+        assert_eq!(query(None).capped_limit(), USER_PAGE_MAX);
+        let terms = query(Some(" ＳtraSSe ")).search_terms().unwrap();
+        assert_eq!(terms.username, "strasse");
+        let user = NewUser::new(
+            Username::parse("Straße").unwrap(),
+            Some(Email::parse("Who@Example.com").unwrap()),
+            "!".into(),
+            Timestamp::from_unix(1),
+        )
+        .into_user(UserId::new(1));
+        assert!(terms.matches(&user));
+        assert!(query(Some("WHO@")).search_terms().unwrap().matches(&user));
+        assert!(!query(Some("nobody")).search_terms().unwrap().matches(&user));
     }
 }

@@ -35,10 +35,12 @@
 //!   that name tables and constraints, never bound values.
 
 mod breached;
+mod import;
 mod memory;
 mod sqlite;
 
 pub use breached::{BreachedFileError, BreachedPasswordFile};
+pub use import::{ImportBatch, ImportCounts, ImportedGroup, ImportedUser};
 pub use memory::MemoryStore;
 pub use palisade_core::{
     AuditLog, AuthzStore, KeyStore, MemberStore, SessionStore, SessionUserStore, StoreError,

@@ -12,7 +12,7 @@ use palisade_core::{
     AuditEvent, AuditLog, AuthzStore, Email, Group, GroupId, GroupName, KeyStore, MEMBER_PAGE_MAX,
     Member, MemberId, MemberStore, NewMember, NewUser, Permission, PermissionInfo, Session,
     SessionKey, SessionStore, SessionTimeouts, SessionUserStore, StoreError, StoredKey, Timestamp,
-    TokenStore, User, UserId, UserStore, Username,
+    TokenStore, User, UserId, UserPage, UserQuery, UserStore, Username,
 };
 
 /// All data behind one lock. A std mutex is enough: no lock is held across an `.await`, and
@@ -158,6 +158,26 @@ impl UserStore for MemoryStore {
 
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
         Ok(self.lock()?.users.values().cloned().collect())
+    }
+
+    async fn search_users(&self, query: &UserQuery) -> Result<UserPage, StoreError> {
+        let terms = query.search_terms();
+        let inner = self.lock()?;
+        // A linear scan and a sort: this backend is for tests, where tables are small.
+        let mut matches: Vec<&User> = inner
+            .users
+            .values()
+            .filter(|u| terms.as_ref().is_none_or(|t| t.matches(u)))
+            .collect();
+        matches.sort_by(|a, b| a.username.canonical().cmp(b.username.canonical()));
+        let total = u64::try_from(matches.len()).unwrap_or(u64::MAX);
+        let users = matches
+            .into_iter()
+            .skip(usize::try_from(query.offset).unwrap_or(usize::MAX))
+            .take(clamp(query.capped_limit()))
+            .cloned()
+            .collect();
+        Ok(UserPage { users, total })
     }
 
     async fn set_password_hash(&self, id: UserId, password_hash: &str) -> Result<(), StoreError> {
@@ -707,6 +727,22 @@ impl AuditLog for MemoryStore {
             .audit
             .iter()
             .filter(|r| r.seq > after_seq)
+            .take(clamp(limit))
+            .cloned()
+            .collect())
+    }
+
+    async fn page_desc(
+        &self,
+        before_seq: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let inner = self.lock()?;
+        Ok(inner
+            .audit
+            .iter()
+            .rev()
+            .filter(|r| before_seq.is_none_or(|before| r.seq < before))
             .take(clamp(limit))
             .cloned()
             .collect())

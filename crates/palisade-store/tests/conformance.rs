@@ -14,14 +14,14 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use palisade_core::audit::{BrokenLinkKind, GENESIS_HASH};
+use palisade_core::audit::{AuditRecord, BrokenLinkKind, GENESIS_HASH};
 use palisade_core::token::TokenId;
 use palisade_core::{
-    AuditEvent, AuditLog, AuditVerifyError, AuthzStore, CsrfSecret, Email, GroupId, GroupName,
-    KeyStore, MEMBER_PAGE_MAX, Member, MemberId, MemberName, MemberStore, NewMember, NewUser,
-    Permission, PermissionInfo, Session, SessionId, SessionStore, SessionTimeouts,
-    SessionUserStore, StoreError, StoredKey, Timestamp, TokenStore, User, UserId, UserStore,
-    Username, allowed, verify_chain,
+    AccessScope, AuditEvent, AuditLog, AuditVerifyError, AuthzStore, CsrfSecret, Email, GroupId,
+    GroupName, KeyStore, MEMBER_PAGE_MAX, Member, MemberId, MemberName, MemberStore, NewMember,
+    NewUser, Permission, PermissionInfo, Session, SessionId, SessionStore, SessionTimeouts,
+    SessionUserStore, StoreError, StoredKey, Timestamp, TokenStore, USER_PAGE_MAX, User, UserId,
+    UserPage, UserQuery, UserStore, Username, allowed, verify_chain,
 };
 use palisade_store::{MemoryStore, SqliteStore};
 use serde_json::json;
@@ -488,6 +488,134 @@ mod cases {
         assert_eq!(s.get_session_with_user(&mine.key).await.unwrap(), None);
         let (_, never) = session_for(bob.id, 3, 1000);
         assert_eq!(s.get_session_with_user(&never.key).await.unwrap(), None);
+    }
+
+    pub async fn session_access<B: Backend>() {
+        let b = B::fresh().await;
+        let s = b.store();
+        register(
+            &**s,
+            &[
+                "members.view_member",
+                "members.approve_member",
+                "drop.view_message",
+            ],
+        )
+        .await;
+        let alice = add_user(&**s, "alice", None).await;
+        let bob = add_user(&**s, "bob", None).await;
+        // Named so that name order differs from id order.
+        let zeta = s.create_group(&group_name("Zeta")).await.unwrap();
+        let alpha = s.create_group(&group_name("Alpha team")).await.unwrap();
+        s.grant_to_group(zeta.id, &perm("members.view_member"))
+            .await
+            .unwrap();
+        s.grant_to_group(alpha.id, &perm("members.approve_member"))
+            .await
+            .unwrap();
+        s.grant_to_user(alice.id, &perm("members.view_member"))
+            .await
+            .unwrap();
+        s.grant_to_user(alice.id, &perm("drop.view_message"))
+            .await
+            .unwrap();
+        s.add_user_to_group(alice.id, zeta.id).await.unwrap();
+        s.add_user_to_group(alice.id, alpha.id).await.unwrap();
+        let (_, mine) = session_for(alice.id, 1, 1000);
+        let (_, his) = session_for(bob.id, 2, 1000);
+        s.create_session(mine.clone()).await.unwrap();
+        s.create_session(his.clone()).await.unwrap();
+
+        let access = s
+            .get_session_access(&mine.key, AccessScope::Full)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(access.session, mine);
+        assert_eq!(access.user, alice);
+        // Direct and through groups, once each; the same answer as the separate reads.
+        assert_eq!(
+            access.held,
+            perms(&[
+                "drop.view_message",
+                "members.approve_member",
+                "members.view_member"
+            ])
+        );
+        assert_eq!(access.held, s.held_permissions(alice.id).await.unwrap());
+        assert_eq!(access.groups, vec![alpha.clone(), zeta.clone()]);
+        assert_eq!(access.groups, s.groups_of_user(alice.id).await.unwrap());
+        // One app's scope: only that app's permissions, directly and through groups; no
+        // groups. The session scope: neither.
+        let members = s
+            .get_session_access(&mine.key, AccessScope::App("members"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            members.held,
+            perms(&["members.approve_member", "members.view_member"])
+        );
+        assert!(members.groups.is_empty());
+        assert_eq!(
+            (members.session, members.user),
+            (mine.clone(), alice.clone())
+        );
+        let drop = s
+            .get_session_access(&mine.key, AccessScope::App("drop"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(drop.held, perms(&["drop.view_message"]));
+        // A prefix of an app's name is another app.
+        let dro = s
+            .get_session_access(&mine.key, AccessScope::App("dro"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(dro.held.is_empty());
+        let bare = s
+            .get_session_access(&mine.key, AccessScope::Session)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(bare.held.is_empty() && bare.groups.is_empty());
+        assert_eq!(bare.user, alice);
+
+        // A user with nothing: empty, not missing.
+        let none = s
+            .get_session_access(&his.key, AccessScope::Full)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (none.user, none.held, none.groups),
+            (bob, BTreeSet::new(), vec![])
+        );
+
+        // A revocation from a group shows on the next lookup (nothing is cached).
+        s.revoke_from_group(alpha.id, &perm("members.approve_member"))
+            .await
+            .unwrap();
+        s.remove_user_from_group(alice.id, zeta.id).await.unwrap();
+        let access = s
+            .get_session_access(&mine.key, AccessScope::Full)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            access.held,
+            perms(&["drop.view_message", "members.view_member"])
+        );
+        assert_eq!(access.groups, vec![alpha]);
+
+        s.delete_session(&mine.key).await.unwrap();
+        assert_eq!(
+            s.get_session_access(&mine.key, AccessScope::Full)
+                .await
+                .unwrap(),
+            None
+        );
     }
 
     pub async fn sessions_per_user<B: Backend>() {
@@ -1464,6 +1592,193 @@ mod cases {
         assert_eq!(s.count_members().await.unwrap(), 1);
     }
 
+    fn user_query(search: Option<&str>, offset: u64, limit: u32) -> UserQuery {
+        UserQuery {
+            search: search.map(str::to_owned),
+            offset,
+            limit,
+        }
+    }
+
+    fn names(page: &UserPage) -> Vec<&str> {
+        page.users.iter().map(|u| u.username.as_str()).collect()
+    }
+
+    /// Search with a roomy page; returns the usernames and the total.
+    async fn search<S: UserStore>(s: &S, search: &str) -> (Vec<String>, u64) {
+        let page = s
+            .search_users(&user_query(Some(search), 0, 100))
+            .await
+            .unwrap();
+        let found = names(&page).into_iter().map(str::to_owned).collect();
+        (found, page.total)
+    }
+
+    pub async fn users_search_order_and_paging<B: Backend>() {
+        let b = B::fresh().await;
+        let s = b.store();
+        let empty = s.search_users(&user_query(None, 0, 10)).await.unwrap();
+        assert_eq!((empty.users.len(), empty.total), (0, 0));
+        // Created out of order, and mixed case: the order is the canonical name's, not the
+        // id's nor the display form's ("Bob" would sort before "alice" as written).
+        for name in ["carol", "Bob", "erin", "alice", "Dave"] {
+            add_user(&**s, name, None).await;
+        }
+        let all = s.search_users(&user_query(None, 0, 10)).await.unwrap();
+        assert_eq!(names(&all), ["alice", "Bob", "carol", "Dave", "erin"]);
+        assert_eq!(all.total, 5);
+        // Full records come back, as get_by_id has them.
+        for user in &all.users {
+            assert_eq!(s.get_by_id(user.id).await.unwrap().as_ref(), Some(user));
+        }
+
+        let first = s.search_users(&user_query(None, 0, 2)).await.unwrap();
+        assert_eq!((names(&first), first.total), (vec!["alice", "Bob"], 5));
+        let second = s.search_users(&user_query(None, 2, 2)).await.unwrap();
+        assert_eq!((names(&second), second.total), (vec!["carol", "Dave"], 5));
+        let last = s.search_users(&user_query(None, 4, 2)).await.unwrap();
+        assert_eq!((names(&last), last.total), (vec!["erin"], 5));
+        // Past the end: no users, but the total still says how many there are.
+        for offset in [5, 6, 1_000, u64::MAX] {
+            let page = s.search_users(&user_query(None, offset, 2)).await.unwrap();
+            assert!(page.users.is_empty(), "offset {offset}");
+            assert_eq!(page.total, 5, "offset {offset}");
+        }
+        // Limit 0 asks only for the count.
+        let count_only = s.search_users(&user_query(None, 0, 0)).await.unwrap();
+        assert_eq!((count_only.users.len(), count_only.total), (0, 5));
+        // An empty or blank search is no filter.
+        for blank in ["", "   ", "\t\n"] {
+            let page = s
+                .search_users(&user_query(Some(blank), 0, 10))
+                .await
+                .unwrap();
+            assert_eq!(page, all, "{blank:?}");
+        }
+    }
+
+    pub async fn users_search_username_and_email<B: Backend>() {
+        let b = B::fresh().await;
+        let s = b.store();
+        add_user(&**s, "alice", Some("alice@example.com")).await;
+        add_user(&**s, "bob", Some("Bob.Builder@Wonder.Land")).await;
+        add_user(&**s, "carol", None).await;
+        add_user(&**s, "dave", Some("X.ALICE@corp.example")).await;
+        add_user(&**s, "Straße", Some("strasse@example.com")).await;
+        add_user(&**s, "ＺＯＥ", Some("zoe@Ünicode.example")).await;
+
+        // Username or e-mail, whichever matches; substring anywhere; ordered by name.
+        assert_eq!(
+            search(&**s, "ali").await,
+            (vec!["alice".into(), "dave".into()], 2)
+        );
+        assert_eq!(search(&**s, "wonder").await, (vec!["bob".into()], 1));
+        assert_eq!(search(&**s, "ro").await, (vec!["carol".into()], 1));
+        assert_eq!(search(&**s, "@").await.1, 5);
+        assert_eq!(search(&**s, "example").await.1, 4);
+        assert_eq!(search(&**s, "nobody").await, (vec![], 0));
+        // Case-insensitive on both sides, in the stored canonical forms: the address's local
+        // part, the username's full case fold (ß ~ SS) and NFKC (fullwidth letters).
+        assert_eq!(search(&**s, "ALICE").await.1, 2);
+        assert_eq!(search(&**s, "bob.BUILDER").await, (vec!["bob".into()], 1));
+        assert_eq!(search(&**s, "STRASSE").await, (vec!["Straße".into()], 1));
+        assert_eq!(search(&**s, "strasse@").await, (vec!["Straße".into()], 1));
+        assert_eq!(search(&**s, "ＺＯe").await, (vec!["ZOE".into()], 1));
+        assert_eq!(search(&**s, "ünicode").await, (vec!["ZOE".into()], 1));
+        assert_eq!(search(&**s, "ÜNICODE").await, (vec!["ZOE".into()], 1));
+        // Surrounding blanks are not part of the search.
+        assert_eq!(search(&**s, "  wonder ").await, (vec!["bob".into()], 1));
+
+        // Paging applies to the matches, and the total counts all of them.
+        // ("e" is in every address; carol has none and no "e" in her name.)
+        let page = s.search_users(&user_query(Some("e"), 1, 2)).await.unwrap();
+        assert_eq!(names(&page), ["bob", "dave"]);
+        assert_eq!(page.total, 5);
+        let past = s.search_users(&user_query(Some("e"), 10, 2)).await.unwrap();
+        assert!(past.users.is_empty());
+        assert_eq!(past.total, 5);
+    }
+
+    pub async fn users_search_wildcards_are_literal<B: Backend>() {
+        let b = B::fresh().await;
+        let s = b.store();
+        // Usernames may hold `_` (not `%` or `\`); an address's local part may hold `%`.
+        add_user(&**s, "a_b", None).await;
+        add_user(&**s, "axb", Some("100%off@example.com")).await;
+        add_user(&**s, "plain", Some("1000ff@example.com")).await;
+
+        assert_eq!(search(&**s, "a_b").await, (vec!["a_b".into()], 1));
+        assert_eq!(search(&**s, "_").await, (vec!["a_b".into()], 1));
+        assert_eq!(search(&**s, "%").await, (vec!["axb".into()], 1));
+        assert_eq!(search(&**s, "0%o").await, (vec!["axb".into()], 1));
+        assert_eq!(search(&**s, "%%").await, (vec![], 0));
+        // No stored form holds a backslash; as an unescaped LIKE escape it would turn the
+        // pattern's trailing `%` literal, or be an error.
+        assert_eq!(search(&**s, "\\").await, (vec![], 0));
+        assert_eq!(search(&**s, "\\%").await, (vec![], 0));
+        assert_eq!(search(&**s, "a\\_b").await, (vec![], 0));
+    }
+
+    pub async fn users_search_limit_is_capped<B: Backend>() {
+        let b = B::fresh().await;
+        let s = b.store();
+        let count = USER_PAGE_MAX + 3;
+        for n in 0..count {
+            add_user(&**s, &format!("u{n:04}"), None).await;
+        }
+        let first = s
+            .search_users(&user_query(None, 0, u32::MAX))
+            .await
+            .unwrap();
+        assert_eq!(first.users.len(), 500);
+        assert_eq!(first.total, u64::from(count));
+        assert_eq!(first.users[499].username.as_str(), "u0499");
+        let rest = s
+            .search_users(&user_query(None, 500, u32::MAX))
+            .await
+            .unwrap();
+        assert_eq!(names(&rest), ["u0500", "u0501", "u0502"]);
+        // The cap holds for searches too.
+        let searched = s
+            .search_users(&user_query(Some("U"), 0, u32::MAX))
+            .await
+            .unwrap();
+        assert_eq!(searched.users.len(), 500);
+        assert_eq!(searched.total, u64::from(count));
+    }
+
+    pub async fn audit_page_desc<B: Backend>() {
+        let b = B::fresh().await;
+        let s = b.store();
+        assert!(s.page_desc(None, 10).await.unwrap().is_empty());
+        assert!(s.page_desc(Some(5), 10).await.unwrap().is_empty());
+        let mut appended = Vec::new();
+        for n in 1..=5 {
+            appended.push(s.append(event(n)).await.unwrap());
+        }
+        let seqs = |records: Vec<AuditRecord>| records.iter().map(|r| r.seq).collect::<Vec<_>>();
+
+        // Newest first, whole records.
+        let mut newest_first = appended.clone();
+        newest_first.reverse();
+        assert_eq!(s.page_desc(None, 100).await.unwrap(), newest_first);
+        assert_eq!(seqs(s.page_desc(None, 2).await.unwrap()), [5, 4]);
+        // "Older" link: strictly before the last seq shown.
+        assert_eq!(seqs(s.page_desc(Some(4), 2).await.unwrap()), [3, 2]);
+        assert_eq!(seqs(s.page_desc(Some(2), 2).await.unwrap()), [1]);
+        assert!(s.page_desc(Some(1), 2).await.unwrap().is_empty());
+        assert!(s.page_desc(Some(i64::MIN), 2).await.unwrap().is_empty());
+        // A bound past the head is no bound; limit 0 is nothing.
+        assert_eq!(seqs(s.page_desc(Some(100), 3).await.unwrap()), [5, 4, 3]);
+        assert_eq!(seqs(s.page_desc(Some(i64::MAX), 1).await.unwrap()), [5]);
+        assert!(s.page_desc(None, 0).await.unwrap().is_empty());
+
+        // Appends between requests do not shift an "older" page.
+        s.append(event(6)).await.unwrap();
+        assert_eq!(seqs(s.page_desc(Some(4), 2).await.unwrap()), [3, 2]);
+        assert_eq!(seqs(s.page_desc(None, 1).await.unwrap()), [6]);
+    }
+
     pub async fn audit_concurrent_appends<B: Backend>() {
         let b = B::fresh().await;
         let store = Arc::clone(b.store());
@@ -1496,6 +1811,7 @@ macro_rules! conformance {
             user_updates,
             sessions_create_get_touch_delete,
             session_with_user,
+            session_access,
             sessions_per_user,
             session_expiry,
             audit_append_tail_verify,
@@ -1520,6 +1836,11 @@ macro_rules! conformance {
             members_concurrent_approvals_have_one_winner,
             members_delete,
             members_added_by_a_real_user,
+            users_search_order_and_paging,
+            users_search_username_and_email,
+            users_search_wildcards_are_literal,
+            users_search_limit_is_capped,
+            audit_page_desc,
         ]);
     };
     (@cases $module:ident, $backend:ty, [$($case:ident),* $(,)?]) => {
