@@ -295,10 +295,15 @@ pub enum ImportFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum ImportCommand {
-    /// Users exported from Django: `manage.py dumpdata auth.user auth.group
-    /// --natural-foreign --natural-primary` (JSON), or a CSV with the header
-    /// `username,email,password,is_active,is_staff,is_superuser`. Password hashes are kept
-    /// as they are. Every row is checked first; a bad row imports nothing.
+    /// Users exported from Django, with their groups and permissions: `manage.py dumpdata
+    /// auth.user auth.group --natural-foreign --natural-primary` (JSON; without natural keys,
+    /// add auth.permission and contenttypes.contenttype so the primary keys resolve), or a CSV
+    /// with the header `username,email,password,is_active,is_staff,is_superuser` and the
+    /// optional columns `first_name,last_name,groups,user_permissions`, the last two each a
+    /// JSON list in the cell (`["staff", "editors"]`, `["app_label.codename"]`). Password
+    /// hashes are kept as they are; missing permissions and groups are created, existing ones
+    /// reused (a group gains the imported permissions). Every row is checked first; a bad row
+    /// imports nothing.
     Django {
         #[arg(value_name = "FILE")]
         file: PathBuf,

@@ -65,18 +65,52 @@ settings.configure(
 django.setup()
 "#;
 
-/// Reads `[[username, hasher, password, is_active], …]` on stdin, creates those users in an
-/// in-memory Django database, and prints `dumpdata` with natural keys.
+/// The Django group the export holds, with the permissions it grants (Django `app_label`,
+/// `model`, `codename`), and the user who is in it.
+const GROUP: &str = "approvers";
+const GROUP_PERMISSIONS: &[(&str, &str, &str)] = &[
+    // The members app's own permission, made in Django under the same app label: after the
+    // import it is palisade's built-in `members.approve_member`, reused, not duplicated.
+    ("members", "member", "approve_member"),
+    ("auth", "user", "change_user"),
+];
+const GROUP_MEMBER: &str = "u_pbkdf2";
+/// A user holding a Django permission directly, not through a group.
+const DIRECT_USER: &str = "u_argon2";
+const DIRECT_PERMISSION: (&str, &str, &str) = ("auth", "user", "view_user");
+
+/// Reads `{"users": [[username, hasher, password, is_active], …], "group": NAME,
+/// "group_permissions": [[app_label, model, codename], …], "member": USER, "direct": USER,
+/// "direct_permission": [app_label, model, codename]}` on stdin, creates those users, the
+/// group and the grants in an in-memory Django database, and prints `dumpdata` with natural
+/// keys.
 const DJANGO_DUMP: &str = r#"
 import io, sys, json
 from django.core.management import call_command
-from django.contrib.auth.models import User
+from django.contrib.auth.models import User, Group, Permission
+from django.contrib.contenttypes.models import ContentType
 from django.contrib.auth.hashers import make_password
 call_command("migrate", verbosity=0)
-for name, hasher, pw, active in json.load(sys.stdin):
+spec = json.load(sys.stdin)
+def permission(app_label, model, codename):
+    ct, _ = ContentType.objects.get_or_create(app_label=app_label, model=model)
+    p, _ = Permission.objects.get_or_create(
+        content_type=ct, codename=codename,
+        defaults={"name": "Django can " + codename.replace("_", " ")})
+    return p
+for name, hasher, pw, active in spec["users"]:
     u = User.objects.create_user(name, name + "@example.com", None, is_active=active)
     u.password = make_password(pw, hasher=hasher)
     u.save()
+group = Group.objects.create(name=spec["group"])
+group.permissions.add(*[permission(*p) for p in spec["group_permissions"]])
+User.objects.get(username=spec["member"]).groups.add(group)
+User.objects.get(username=spec["direct"]).user_permissions.add(permission(*spec["direct_permission"]))
+# Django's own check first: the export is of users who really hold these.
+member = User.objects.get(username=spec["member"])
+assert all(member.has_perm(a + "." + c) for a, _, c in spec["group_permissions"])
+direct = User.objects.get(username=spec["direct"])
+assert direct.has_perm(spec["direct_permission"][0] + "." + spec["direct_permission"][2])
 out = io.StringIO()
 call_command("dumpdata", "auth.user", "auth.group", natural_foreign=True, natural_primary=True, stdout=out)
 sys.stdout.write(out.getvalue())
@@ -326,7 +360,15 @@ fn django_users_import_sign_in_upgrade_and_roll_back() {
         password_of(INACTIVE_USER),
         false
     ]));
-    let dump = django(DJANGO_DUMP, &Value::Array(spec));
+    let input = serde_json::json!({
+        "users": spec,
+        "group": GROUP,
+        "group_permissions": GROUP_PERMISSIONS,
+        "member": GROUP_MEMBER,
+        "direct": DIRECT_USER,
+        "direct_permission": DIRECT_PERMISSION,
+    });
+    let dump = django(DJANGO_DUMP, &input);
     let mut django_hashes = BTreeMap::new();
     for object in dump.as_array().unwrap() {
         if object["model"] == "auth.user" {
@@ -372,6 +414,53 @@ fn django_users_import_sign_in_upgrade_and_roll_back() {
             "{name}: imported hash differs from Django's"
         );
     }
+    // The group and the grants came along: what Django's has_perm said yes to, palisade's
+    // check says yes to, through the group and directly, and nothing more.
+    let perm_check = |user: &str, permission: &str| {
+        let out = run_cmd(
+            clean_palisade().args([
+                "--data-dir",
+                path_str(&data),
+                "perm",
+                "check",
+                user,
+                permission,
+            ]),
+            b"",
+        );
+        let code = out.status.code();
+        assert!(
+            code == Some(0) || code == Some(1),
+            "perm check {user} {permission}: {}",
+            stderr(&out)
+        );
+        code == Some(0)
+    };
+    for (app_label, _, codename) in GROUP_PERMISSIONS {
+        let permission = format!("{app_label}.{codename}");
+        assert!(
+            perm_check(GROUP_MEMBER, &permission),
+            "{GROUP_MEMBER} lacks {permission} from group {GROUP}"
+        );
+        assert!(
+            !perm_check(DIRECT_USER, &permission),
+            "{DIRECT_USER} is not in {GROUP} yet has {permission}"
+        );
+    }
+    let direct = format!("{}.{}", DIRECT_PERMISSION.0, DIRECT_PERMISSION.2);
+    assert!(
+        perm_check(DIRECT_USER, &direct),
+        "{DIRECT_USER} lacks its direct {direct}"
+    );
+    assert!(!perm_check(GROUP_MEMBER, &direct));
+    assert_eq!(
+        sql(
+            &data,
+            "SELECT description FROM permissions WHERE name = 'members.approve_member'"
+        ),
+        "Can approve member",
+        "the built-in permission is reused as palisade registered it"
+    );
 
     // 3. The server.
     let server = start_server(&data);
