@@ -16,8 +16,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use palisade_core::{
-    AuditEvent, AuditLog, AuthzStore, CsrfSecret, Session, SessionId, SessionKey, SessionStore,
-    User, UserStore,
+    AuditEvent, AuditLog, CsrfSecret, Session, SessionId, SessionKey, SessionStore, User, UserStore,
 };
 use palisade_crypto::password::{self, Verified};
 use serde::Deserialize;
@@ -25,6 +24,7 @@ use serde::Deserialize;
 use crate::app::AppState;
 use crate::auth::{self, Authenticated, CheckedForm, MaybeUser};
 use crate::error::AppError;
+use crate::guard::{Authorized, SignedIn};
 use crate::middleware::ClientInfo;
 use crate::throttle::LoginThrottle;
 
@@ -355,7 +355,7 @@ async fn logout(
     Ok(with_cookie(response, auth::clear_session_cookie()))
 }
 
-fn when(t: palisade_core::Timestamp) -> String {
+pub(crate) fn when(t: palisade_core::Timestamp) -> String {
     match time::OffsetDateTime::from_unix_timestamp(t.unix()) {
         Ok(dt) => format!(
             "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
@@ -372,8 +372,9 @@ fn when(t: palisade_core::Timestamp) -> String {
 
 async fn profile(
     State(state): State<AppState>,
-    current: Authenticated,
+    me: Authorized<SignedIn>,
 ) -> Result<Response, AppError> {
+    let current = me.auth;
     let sessions = state
         .store()
         .list_sessions_for_user(current.user.id)
@@ -396,23 +397,10 @@ async fn profile(
         })
         .collect();
     let user = &current.user;
-    // Read fresh, as every permission check is: what the page shows is what routes allow.
-    let groups: Vec<String> = state
-        .store()
-        .groups_of_user(user.id)
-        .await
-        .map_err(AppError::store)?
-        .into_iter()
-        .map(|g| String::from(g.name))
-        .collect();
-    let permissions: Vec<String> = state
-        .store()
-        .held_permissions(user.id)
-        .await
-        .map_err(AppError::store)?
-        .into_iter()
-        .map(String::from)
-        .collect();
+    // Read with the session, fresh as every permission check is: what the page shows is
+    // what routes allow.
+    let groups: Vec<String> = current.groups.iter().map(|g| g.name.to_string()).collect();
+    let permissions: Vec<String> = current.held.iter().map(|p| p.to_string()).collect();
     let page = state.render(
         "profile.html",
         minijinja::context! {

@@ -29,7 +29,7 @@ use crate::hashpool::HashPool;
 use crate::mail::Mailer;
 use crate::secrets::MasterKey;
 use crate::throttle::{FlowLimiter, MemoryThrottle};
-use crate::{accounts, members, middleware, password_flows, registration};
+use crate::{accounts, admin, members, middleware, password_flows, registration};
 
 /// Templates compiled into the binary, so a deployment is one file. Names ending in `.html`
 /// are auto-escaped by minijinja.
@@ -60,6 +60,42 @@ const TEMPLATES: &[(&str, &str)] = &[
     (
         "_password_fields.html",
         include_str!("../templates/_password_fields.html"),
+    ),
+    (
+        "admin_index.html",
+        include_str!("../templates/admin_index.html"),
+    ),
+    (
+        "admin_users.html",
+        include_str!("../templates/admin_users.html"),
+    ),
+    (
+        "admin_user.html",
+        include_str!("../templates/admin_user.html"),
+    ),
+    (
+        "admin_user_add.html",
+        include_str!("../templates/admin_user_add.html"),
+    ),
+    (
+        "admin_groups.html",
+        include_str!("../templates/admin_groups.html"),
+    ),
+    (
+        "admin_group.html",
+        include_str!("../templates/admin_group.html"),
+    ),
+    (
+        "admin_permissions.html",
+        include_str!("../templates/admin_permissions.html"),
+    ),
+    (
+        "admin_audit.html",
+        include_str!("../templates/admin_audit.html"),
+    ),
+    (
+        "admin_audit_verify.html",
+        include_str!("../templates/admin_audit_verify.html"),
     ),
 ];
 
@@ -223,6 +259,7 @@ pub fn router(state: AppState) -> Router {
         .merge(registration::routes())
         .merge(password_flows::routes())
         .merge(members::routes())
+        .merge(admin::routes())
         .fallback(not_found);
     if state.config().test_routes {
         routes = routes.route("/__test/slow/{ms}", get(slow));

@@ -44,6 +44,7 @@
 //! ## `next`
 //! [`safe_next`] accepts only same-origin relative paths; everything else becomes `/`.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use axum::Form;
@@ -53,7 +54,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use palisade_core::{Session, SessionId, SessionStore, SessionUserStore, Timestamp, User};
+use palisade_core::{
+    AccessScope, Group, Permission, Session, SessionAccess, SessionId, SessionStore,
+    SessionUserStore, Timestamp, User,
+};
 use palisade_crypto::mac::{MacAlgorithm, constant_time_eq, mac};
 use serde::de::DeserializeOwned;
 
@@ -200,6 +204,12 @@ pub fn new_nonce() -> Result<String, AppError> {
 pub struct Authenticated {
     pub user: User,
     pub session: Session,
+    /// What the user holds directly or through a group, read with the session (so fresh on
+    /// every request) within the route's scope (empty for a plain [`Authenticated`]);
+    /// [`crate::guard`] applies the superuser and active rule to it.
+    pub held: BTreeSet<Permission>,
+    /// The user's groups, by name, when the route read the full scope; else empty.
+    pub groups: Vec<Group>,
 }
 
 /// The current user if the request carries a live session of an active user.
@@ -216,23 +226,33 @@ impl FromRequestParts<AppState> for MaybeUser {
         if let Some(found) = parts.extensions.get::<MaybeUser>() {
             return Ok(found.clone());
         }
-        let found = resolve(&parts.headers, state).await?;
+        let found = resolve(&parts.headers, state, AccessScope::Session).await?;
         let found = MaybeUser(found);
         parts.extensions.insert(found.clone());
         Ok(found)
     }
 }
 
-async fn resolve(headers: &HeaderMap, state: &AppState) -> Result<Option<Authenticated>, AppError> {
+/// The signed-in user of a request carrying `headers`, with what they hold within `scope`.
+async fn resolve(
+    headers: &HeaderMap,
+    state: &AppState,
+    scope: AccessScope<'_>,
+) -> Result<Option<Authenticated>, AppError> {
     let Some(id) = cookie(headers, SESSION_COOKIE).and_then(|v| SessionId::parse(v).ok()) else {
         return Ok(None);
     };
     let store = state.store();
     let key = id.key();
-    // One lookup for both: fresh from the store on every request, so a revocation or a
-    // deactivation bites on the very next request.
-    let Some((mut session, user)) = store
-        .get_session_with_user(&key)
+    // One lookup for the session, the user and what they hold: fresh from the store on every
+    // request, so a revocation or a deactivation bites on the very next request.
+    let Some(SessionAccess {
+        mut session,
+        user,
+        held,
+        groups,
+    }) = store
+        .get_session_access(&key, scope)
         .await
         .map_err(AppError::store)?
     else {
@@ -254,7 +274,12 @@ async fn resolve(headers: &HeaderMap, state: &AppState) -> Result<Option<Authent
             Err(e) => return Err(AppError::store(e)),
         }
     }
-    Ok(Some(Authenticated { user, session }))
+    Ok(Some(Authenticated {
+        user,
+        session,
+        held,
+        groups,
+    }))
 }
 
 /// Rejection of [`Authenticated`]: not signed in.
@@ -289,15 +314,33 @@ impl FromRequestParts<AppState> for Authenticated {
         let MaybeUser(found) = MaybeUser::from_request_parts(parts, state)
             .await
             .map_err(AuthRejection::Error)?;
-        found.ok_or_else(|| AuthRejection::Login {
-            // Only GETs come back to where they were; a POST's target is not a page.
-            next: if parts.method == axum::http::Method::GET {
-                safe_next(parts.uri.path_and_query().map_or("/", |pq| pq.as_str()))
-            } else {
-                "/".to_owned()
-            },
-        })
+        found.ok_or_else(|| login_rejection(parts))
     }
+}
+
+/// Not signed in: back to this page after login.
+fn login_rejection(parts: &Parts) -> AuthRejection {
+    AuthRejection::Login {
+        // Only GETs come back to where they were; a POST's target is not a page.
+        next: if parts.method == axum::http::Method::GET {
+            safe_next(parts.uri.path_and_query().map_or("/", |pq| pq.as_str()))
+        } else {
+            "/".to_owned()
+        },
+    }
+}
+
+/// The signed-in user with what they hold within `scope` (for [`crate::guard`], which knows
+/// the scope a route needs): one store read, not shared with [`MaybeUser`]'s.
+pub async fn authenticate(
+    parts: &Parts,
+    state: &AppState,
+    scope: AccessScope<'_>,
+) -> Result<Authenticated, AuthRejection> {
+    resolve(&parts.headers, state, scope)
+        .await
+        .map_err(AuthRejection::Error)?
+        .ok_or_else(|| login_rejection(parts))
 }
 
 /// Why a CSRF check failed; the response says so in plain words.

@@ -4,8 +4,8 @@
 //! A handler that takes `Authorized<R>` runs only for a signed-in user who meets the
 //! requirement `R`: not signed in → 303 to the login page with `next` (from
 //! [`Authenticated`]); signed in without the right → a plain 403 page naming what is
-//! missing. The user's permissions are read fresh from the store on every request (one
-//! query: direct grants and every group's), so a grant or a revocation bites on the very
+//! missing. The user's permissions are read fresh from the store on every request, in the
+//! same query as the session (direct grants and every group's), so a grant or a revocation bites on the very
 //! next request, and they come with the extractor so the page can ask [`Authorized::can`]
 //! to hide what the user may not use — the route still refuses it.
 //!
@@ -21,16 +21,20 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use palisade_core::{AuthzStore, Permission, User, allowed};
+use palisade_core::{AccessScope, Permission, User, allowed};
 
 use crate::app::AppState;
-use crate::auth::Authenticated;
-use crate::error::AppError;
+use crate::auth::{self, Authenticated};
 
 /// What a route asks of the signed-in user.
 pub trait Requirement: Send + Sync + 'static {
     /// What the 403 page says is missing, in words.
     const NEEDS: &'static str;
+
+    /// Which of the user's permissions are read with the session: the route's own and those
+    /// its page asks [`Authorized::can`] about. An app's scope keeps a user who holds
+    /// hundreds of permissions as cheap as one who holds one.
+    const SCOPE: AccessScope<'static> = AccessScope::Full;
 
     fn allows(user: &User, held: &BTreeSet<Permission>) -> bool;
 }
@@ -40,16 +44,29 @@ pub fn has(user: &User, held: &BTreeSet<Permission>, permission: &str) -> bool {
     Permission::parse(permission).is_ok_and(|p| allowed(user, held, &p))
 }
 
-/// Defines a [`Requirement`] type that needs every permission listed.
+/// Defines a [`Requirement`] type that needs every permission listed. With `in "app"`, only
+/// that app's permissions are read (every one listed must be of that app, and so must those
+/// the page asks about).
 #[macro_export]
 macro_rules! permission_required {
     ($(#[$doc:meta])* $name:ident, $($perm:literal),+ $(,)?) => {
+        $crate::permission_required!(
+            @define $(#[$doc])* $name, palisade_core::AccessScope::Full, $($perm),+
+        );
+    };
+    ($(#[$doc:meta])* $name:ident in $app:literal, $($perm:literal),+ $(,)?) => {
+        $crate::permission_required!(
+            @define $(#[$doc])* $name, palisade_core::AccessScope::App($app), $($perm),+
+        );
+    };
+    (@define $(#[$doc:meta])* $name:ident, $scope:expr, $($perm:literal),+) => {
         $(#[$doc])*
         #[derive(Debug)]
         pub struct $name;
 
         impl $crate::guard::Requirement for $name {
             const NEEDS: &'static str = concat!("the permission ", $($perm, " "),+);
+            const SCOPE: palisade_core::AccessScope<'static> = $scope;
 
             fn allows(
                 user: &palisade_core::User,
@@ -73,18 +90,41 @@ impl Requirement for Staff {
     }
 }
 
+/// Any signed-in user, with every permission and group read (the profile page).
+#[derive(Debug)]
+pub struct SignedIn;
+
+impl Requirement for SignedIn {
+    const NEEDS: &'static str = "a signed-in account";
+
+    fn allows(_user: &User, _held: &BTreeSet<Permission>) -> bool {
+        true
+    }
+}
+
 /// A signed-in request whose user meets `R`, with the permissions they hold.
 #[derive(Debug)]
 pub struct Authorized<R> {
+    /// The signed-in user, with what they hold (`auth.held`).
     pub auth: Authenticated,
-    pub held: BTreeSet<Permission>,
     requirement: PhantomData<R>,
 }
 
-impl<R> Authorized<R> {
-    /// Whether the user may also do what `permission` names (for showing a button).
+impl<R: Requirement> Authorized<R> {
+    /// Whether the user may also do what `permission` names (for showing a button). A
+    /// permission outside the route's [`Requirement::SCOPE`] was not read, so the answer is
+    /// no, and the mistake is logged (the tests of the page show it as a missing button).
     pub fn can(&self, permission: &str) -> bool {
-        has(&self.auth.user, &self.held, permission)
+        match Permission::parse(permission) {
+            Ok(p) if R::SCOPE.covers(&p) => allowed(&self.auth.user, &self.auth.held, &p),
+            _ => {
+                tracing::error!(
+                    permission,
+                    "asked about a permission outside the route's scope"
+                );
+                false
+            }
+        }
     }
 }
 
@@ -106,20 +146,15 @@ impl<R: Requirement> FromRequestParts<AppState> for Authorized<R> {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
-        let auth = Authenticated::from_request_parts(parts, state)
+        let auth = auth::authenticate(parts, state, R::SCOPE)
             .await
             .map_err(IntoResponse::into_response)?;
-        let held = state
-            .store()
-            .held_permissions(auth.user.id)
-            .await
-            .map_err(|e| AppError::store(e).into_response())?;
-        if !R::allows(&auth.user, &held) {
+        // `held` was read with the session, fresh on this request (see `auth::resolve`).
+        if !R::allows(&auth.user, &auth.held) {
             return Err(forbidden(R::NEEDS));
         }
         Ok(Self {
             auth,
-            held,
             requirement: PhantomData,
         })
     }
@@ -168,6 +203,56 @@ mod tests {
         assert!(ApproveAndView::allows(&user(true, true, false), &held(&[])));
         assert!(!ApproveAndView::allows(&user(false, true, false), &both));
         assert!(ApproveAndView::NEEDS.contains("members.view_member"));
+    }
+
+    crate::permission_required!(
+        /// Test requirement, scoped to its app.
+        ViewInMembers in "members",
+        "members.view_member"
+    );
+
+    fn authorized<R>(user: User, held: BTreeSet<Permission>) -> Authorized<R> {
+        let session = palisade_core::Session {
+            key: palisade_core::SessionKey::from_bytes([1; 32]),
+            user_id: user.id,
+            created_at: Timestamp::from_unix(0),
+            last_seen: Timestamp::from_unix(0),
+            ip: None,
+            user_agent: None,
+            csrf_secret: palisade_core::CsrfSecret::from_bytes([2; 32]),
+        };
+        Authorized {
+            auth: Authenticated {
+                user,
+                session,
+                held,
+                groups: Vec::new(),
+            },
+            requirement: PhantomData,
+        }
+    }
+
+    #[test]
+    fn can_answers_within_the_scope_only() {
+        assert_eq!(
+            <ViewInMembers as Requirement>::SCOPE,
+            AccessScope::App("members")
+        );
+        assert_eq!(<ApproveAndView as Requirement>::SCOPE, AccessScope::Full);
+        let me = authorized::<ViewInMembers>(
+            user(true, false, false),
+            held(&["members.view_member", "drop.view_message"]),
+        );
+        assert!(me.can("members.view_member"));
+        assert!(!me.can("members.delete_member"));
+        // Outside the scope nothing was read, so no, even when the set happens to hold it.
+        assert!(!me.can("drop.view_message"));
+        let root = authorized::<ViewInMembers>(user(true, true, true), held(&[]));
+        assert!(root.can("members.delete_member"));
+        assert!(!root.can("drop.view_message"));
+        let full =
+            authorized::<ApproveAndView>(user(true, false, false), held(&["drop.view_message"]));
+        assert!(full.can("drop.view_message"));
     }
 
     #[test]

@@ -53,6 +53,7 @@
 //! and `Display` never show them; nothing here logs headers, query strings or bodies.
 
 pub mod accounts;
+pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod config;

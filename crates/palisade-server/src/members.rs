@@ -30,22 +30,22 @@ use crate::middleware::ClientInfo;
 
 crate::permission_required!(
     /// `members.view_member`.
-    ViewMember,
+    ViewMember in "members",
     "members.view_member"
 );
 crate::permission_required!(
     /// `members.add_member`.
-    AddMember,
+    AddMember in "members",
     "members.add_member"
 );
 crate::permission_required!(
     /// `members.approve_member` (a custom permission).
-    ApproveMember,
+    ApproveMember in "members",
     "members.approve_member"
 );
 crate::permission_required!(
     /// `members.delete_member`.
-    DeleteMember,
+    DeleteMember in "members",
     "members.delete_member"
 );
 
