@@ -134,15 +134,22 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/users/{id}/flags/", post(flags))
         .route("/admin/users/{id}/password/", post(set_password))
         .route("/admin/users/{id}/sessions/revoke/", post(revoke_sessions))
-        .route("/admin/users/{id}/groups/add/", post(user_group_add))
-        .route("/admin/users/{id}/groups/remove/", post(user_group_remove))
-        .route("/admin/users/{id}/permissions/grant/", post(user_grant))
-        .route("/admin/users/{id}/permissions/revoke/", post(user_revoke))
+        // {change}: add or remove; grant or revoke (see `Change`).
+        .route(
+            "/admin/users/{id}/groups/{change}/",
+            post(user_group_change),
+        )
+        .route(
+            "/admin/users/{id}/permissions/{change}/",
+            post(user_permission_change),
+        )
         .route("/admin/groups/", get(groups))
         .route("/admin/groups/add/", post(group_add))
         .route("/admin/groups/{id}/", get(group_page))
-        .route("/admin/groups/{id}/permissions/grant/", post(group_grant))
-        .route("/admin/groups/{id}/permissions/revoke/", post(group_revoke))
+        .route(
+            "/admin/groups/{id}/permissions/{change}/",
+            post(group_permission_change),
+        )
         .route("/admin/groups/{id}/delete/", post(group_delete))
         .route("/admin/permissions/", get(permissions))
         .route("/admin/audit/", get(audit_log))
@@ -243,6 +250,41 @@ pub struct UsersQuery {
 #[derive(Debug, Deserialize)]
 pub struct AuditQuery {
     before: Option<i64>,
+}
+
+/// The verb at the end of a membership or grant route: `add`/`grant` give, `remove`/
+/// `revoke` take away. Anything else is no route (404).
+#[derive(Debug, Clone, Copy)]
+struct Change {
+    give: bool,
+}
+
+impl Change {
+    fn membership(verb: &str) -> Option<Self> {
+        match verb {
+            "add" => Some(Self { give: true }),
+            "remove" => Some(Self { give: false }),
+            _ => None,
+        }
+    }
+
+    fn grant(verb: &str) -> Option<Self> {
+        match verb {
+            "grant" => Some(Self { give: true }),
+            "revoke" => Some(Self { give: false }),
+            _ => None,
+        }
+    }
+}
+
+fn no_such_route() -> Response {
+    no_store(
+        (
+            StatusCode::NOT_FOUND,
+            "404 Not Found\n\nThere is no such page.\n",
+        )
+            .into_response(),
+    )
 }
 
 // ---- the rules ----
@@ -869,13 +911,17 @@ async fn named_group(
 }
 
 async fn user_group_change(
-    state: &AppState,
-    client: &ClientInfo,
-    me: &Authenticated,
-    id: i64,
-    group: &str,
-    add: bool,
+    State(state): State<AppState>,
+    Extension(client): Extension<ClientInfo>,
+    me: Authorized<ChangeUser>,
+    Path((id, verb)): Path<(i64, String)>,
+    CheckedForm(form): CheckedForm<GroupForm>,
 ) -> Result<Response, AppError> {
+    let Some(Change { give: add }) = Change::membership(&verb) else {
+        return Ok(no_such_route());
+    };
+    let (state, client, me) = (&state, &client, &me.auth);
+    let group = form.group.as_str();
     let user = match managed_target(state, me, id).await? {
         Ok(user) => user,
         Err(response) => return Ok(response),
@@ -926,26 +972,6 @@ async fn user_group_change(
     Ok(back_to(user_path(user.id)))
 }
 
-async fn user_group_add(
-    State(state): State<AppState>,
-    Extension(client): Extension<ClientInfo>,
-    me: Authorized<ChangeUser>,
-    Path(id): Path<i64>,
-    CheckedForm(form): CheckedForm<GroupForm>,
-) -> Result<Response, AppError> {
-    user_group_change(&state, &client, &me.auth, id, &form.group, true).await
-}
-
-async fn user_group_remove(
-    State(state): State<AppState>,
-    Extension(client): Extension<ClientInfo>,
-    me: Authorized<ChangeUser>,
-    Path(id): Path<i64>,
-    CheckedForm(form): CheckedForm<GroupForm>,
-) -> Result<Response, AppError> {
-    user_group_change(&state, &client, &me.auth, id, &form.group, false).await
-}
-
 /// The permission a form names, or what is wrong with it (for a 400).
 fn named_permission(name: &str) -> Result<Permission, String> {
     Permission::parse(name.trim()).map_err(|e| format!("{name:?}: {e}"))
@@ -977,18 +1003,22 @@ fn grant_outcome(
     }
 }
 
-async fn user_permission_change(
+/// Who a grant or revocation is for.
+enum Grantee {
+    User(User),
+    Group(palisade_core::Group),
+}
+
+/// Grants (`grant`) or revokes `permission` for `to`, after rule 3 for a grant; audited when
+/// something changed; back to the grantee's page.
+async fn apply_grant(
     state: &AppState,
     client: &ClientInfo,
     me: &Authenticated,
-    id: i64,
+    to: Grantee,
     permission: &str,
     grant: bool,
 ) -> Result<Response, AppError> {
-    let user = match managed_target(state, me, id).await? {
-        Ok(user) => user,
-        Err(response) => return Ok(response),
-    };
     let permission = match named_permission(permission) {
         Ok(p) => p,
         Err(why) => return Ok(bad_request(&why)),
@@ -997,49 +1027,60 @@ async fn user_permission_change(
         return Ok(refused(&why));
     }
     let store = state.store();
-    let result = if grant {
-        store.grant_to_user(user.id, &permission).await
-    } else {
-        store.revoke_from_user(user.id, &permission).await
+    let result = match (&to, grant) {
+        (Grantee::User(u), true) => store.grant_to_user(u.id, &permission).await,
+        (Grantee::User(u), false) => store.revoke_from_user(u.id, &permission).await,
+        (Grantee::Group(g), true) => store.grant_to_group(g.id, &permission).await,
+        (Grantee::Group(g), false) => store.revoke_from_group(g.id, &permission).await,
     };
     let changed = match grant_outcome(result, &permission)? {
         Ok(changed) => changed,
         Err(response) => return Ok(response),
     };
-    if changed {
-        audit(
-            state,
+    // The same actions and details as the CLI's `perm grant` and `group grant`.
+    let (action, target, (kind, name), back) = match &to {
+        Grantee::User(u) => (
             if grant { "perm.grant" } else { "perm.revoke" },
-            actor_name(me),
-            Some(user.username.as_str().to_owned()),
-            serde_json::json!({
-                "ip": client.ip.to_string(), "via": "admin",
-                "user": user.username.as_str(), "permission": permission.as_str(),
-            }),
-        )
-        .await?;
+            u.username.as_str().to_owned(),
+            ("user", u.username.as_str().to_owned()),
+            user_path(u.id),
+        ),
+        Grantee::Group(g) => (
+            if grant { "group.grant" } else { "group.revoke" },
+            g.name.to_string(),
+            ("group", g.name.to_string()),
+            group_path(g.id),
+        ),
+    };
+    if changed {
+        let mut detail = serde_json::json!({
+            "ip": client.ip.to_string(), "via": "admin", "permission": permission.as_str(),
+        });
+        if let Some(fields) = detail.as_object_mut() {
+            fields.insert(kind.to_owned(), name.into());
+        }
+        audit(state, action, actor_name(me), Some(target), detail).await?;
     }
-    Ok(back_to(user_path(user.id)))
+    Ok(back_to(back))
 }
 
-async fn user_grant(
+async fn user_permission_change(
     State(state): State<AppState>,
     Extension(client): Extension<ClientInfo>,
     me: Authorized<ChangeUser>,
-    Path(id): Path<i64>,
+    Path((id, verb)): Path<(i64, String)>,
     CheckedForm(form): CheckedForm<PermissionForm>,
 ) -> Result<Response, AppError> {
-    user_permission_change(&state, &client, &me.auth, id, &form.permission, true).await
-}
-
-async fn user_revoke(
-    State(state): State<AppState>,
-    Extension(client): Extension<ClientInfo>,
-    me: Authorized<ChangeUser>,
-    Path(id): Path<i64>,
-    CheckedForm(form): CheckedForm<PermissionForm>,
-) -> Result<Response, AppError> {
-    user_permission_change(&state, &client, &me.auth, id, &form.permission, false).await
+    let Some(Change { give: grant }) = Change::grant(&verb) else {
+        return Ok(no_such_route());
+    };
+    let (state, client, me) = (&state, &client, &me.auth);
+    let permission = form.permission.as_str();
+    let user = match managed_target(state, me, id).await? {
+        Ok(user) => user,
+        Err(response) => return Ok(response),
+    };
+    apply_grant(state, client, me, Grantee::User(user), permission, grant).await
 }
 
 async fn groups(
@@ -1159,68 +1200,22 @@ async fn group_page(
 }
 
 async fn group_permission_change(
-    state: &AppState,
-    client: &ClientInfo,
-    me: &Authenticated,
-    id: i64,
-    permission: &str,
-    grant: bool,
+    State(state): State<AppState>,
+    Extension(client): Extension<ClientInfo>,
+    me: Authorized<ChangeGroup>,
+    Path((id, verb)): Path<(i64, String)>,
+    CheckedForm(form): CheckedForm<PermissionForm>,
 ) -> Result<Response, AppError> {
+    let Some(Change { give: grant }) = Change::grant(&verb) else {
+        return Ok(no_such_route());
+    };
+    let (state, client, me) = (&state, &client, &me.auth);
+    let permission = form.permission.as_str();
     let group = match group_by_id(state, id).await? {
         Ok(group) => group,
         Err(response) => return Ok(response),
     };
-    let permission = match named_permission(permission) {
-        Ok(p) => p,
-        Err(why) => return Ok(bad_request(&why)),
-    };
-    if grant && let Err(why) = may_grant(me, &permission) {
-        return Ok(refused(&why));
-    }
-    let store = state.store();
-    let result = if grant {
-        store.grant_to_group(group.id, &permission).await
-    } else {
-        store.revoke_from_group(group.id, &permission).await
-    };
-    let changed = match grant_outcome(result, &permission)? {
-        Ok(changed) => changed,
-        Err(response) => return Ok(response),
-    };
-    if changed {
-        audit(
-            state,
-            if grant { "group.grant" } else { "group.revoke" },
-            actor_name(me),
-            Some(group.name.to_string()),
-            serde_json::json!({
-                "ip": client.ip.to_string(), "via": "admin",
-                "group": group.name.as_str(), "permission": permission.as_str(),
-            }),
-        )
-        .await?;
-    }
-    Ok(back_to(group_path(group.id)))
-}
-
-async fn group_grant(
-    State(state): State<AppState>,
-    Extension(client): Extension<ClientInfo>,
-    me: Authorized<ChangeGroup>,
-    Path(id): Path<i64>,
-    CheckedForm(form): CheckedForm<PermissionForm>,
-) -> Result<Response, AppError> {
-    group_permission_change(&state, &client, &me.auth, id, &form.permission, true).await
-}
-
-async fn group_revoke(
-    State(state): State<AppState>,
-    Extension(client): Extension<ClientInfo>,
-    me: Authorized<ChangeGroup>,
-    Path(id): Path<i64>,
-    CheckedForm(form): CheckedForm<PermissionForm>,
-) -> Result<Response, AppError> {
-    group_permission_change(&state, &client, &me.auth, id, &form.permission, false).await
+    apply_grant(state, client, me, Grantee::Group(group), permission, grant).await
 }
 
 async fn group_delete(

@@ -215,16 +215,6 @@ async fn browser_for(server: &TestServer, caller: Caller) -> Browser {
     b
 }
 
-/// A token for forms posted by `b`: the session's when signed in, else the anonymous one.
-async fn token(b: &mut Browser) -> String {
-    let page = b.get("/accounts/profile/").await;
-    if page.status == StatusCode::OK {
-        page.csrf_token()
-    } else {
-        b.get("/accounts/login/").await.csrf_token()
-    }
-}
-
 fn check(caller: Caller, needs: Needs, what: &str, page: &Page, ok: StatusCode) -> bool {
     let allowed = needs.allows(caller);
     let expected = if allowed {
@@ -266,7 +256,7 @@ async fn every_admin_route_for_every_kind_of_caller() {
     use Needs::{Staff, StaffAndPermission as Perm, Superuser};
     for caller in CALLERS {
         let mut b = browser_for(&server, caller).await;
-        let csrf = token(&mut b).await;
+        let csrf = b.form_token().await;
         // Each caller works on an account of its own, so the effects can be told apart.
         let target_name = format!("target{}", caller.name());
         let target = store
@@ -605,6 +595,14 @@ async fn every_admin_route_for_every_kind_of_caller() {
                 b.get("/admin/groups/999999/").await.status,
                 StatusCode::NOT_FOUND
             );
+            // A verb that is none of add/remove, grant/revoke is no route.
+            let page = b
+                .post(
+                    &format!("/admin/users/{t}/permissions/steal/"),
+                    &[("permission", "members.view_member"), ("csrf_token", &csrf)],
+                )
+                .await;
+            assert_eq!(page.status, StatusCode::NOT_FOUND);
         }
     }
 
@@ -648,7 +646,7 @@ async fn escalation_attempts_are_refused() {
     let mut server = TestServer::start(|_| {}).await;
     let store = seed(&server).await;
     let mut b = browser_for(&server, Caller::Direct).await;
-    let csrf = token(&mut b).await;
+    let csrf = b.form_token().await;
     let me = user(&store, "direct").await;
     let root = user(&store, "root").await;
     let other_staff = user(&store, "staffer").await;
@@ -806,7 +804,7 @@ async fn escalation_attempts_are_refused() {
 
     // A plain user adding itself to a group through the console.
     let mut p = browser_for(&server, Caller::Plain).await;
-    let csrf = token(&mut p).await;
+    let csrf = p.form_token().await;
     let page = p
         .post(
             &format!("/admin/users/{}/groups/add/", plain.id),
@@ -871,7 +869,7 @@ async fn a_superuser_grants_staff_and_the_user_list_pages_and_searches() {
     assert!(none.body.contains("0 users matching"), "a literal %");
 
     // A superuser makes a plain account staff; it can then open the console.
-    let csrf = token(&mut b).await;
+    let csrf = b.form_token().await;
     let plain = user(&store, "plain").await;
     let page = b
         .post(
@@ -894,7 +892,7 @@ async fn the_chain_check_names_an_edited_or_deleted_record() {
     let mut server = TestServer::start(|_| {}).await;
     let store = seed(&server).await;
     let mut b = browser_for(&server, Caller::Superuser).await;
-    let csrf = token(&mut b).await;
+    let csrf = b.form_token().await;
     let plain = user(&store, "plain").await;
     for (path, field, value) in [
         ("groups/add/", "group", "Readers"),

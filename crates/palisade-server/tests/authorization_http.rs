@@ -147,16 +147,6 @@ async fn browser_for(server: &TestServer, caller: Caller) -> Browser {
     b
 }
 
-/// A token for forms posted by `b`: the session's when signed in, else the anonymous one.
-async fn token(b: &mut Browser) -> String {
-    let page = b.get("/accounts/profile/").await;
-    if page.status == StatusCode::OK {
-        page.csrf_token()
-    } else {
-        b.get("/accounts/login/").await.csrf_token()
-    }
-}
-
 fn assert_outcome(caller: Caller, what: &str, page: &Page, allowed_status: StatusCode) {
     let expected = if caller.allowed() {
         allowed_status
@@ -187,7 +177,7 @@ async fn every_members_route_for_every_kind_of_caller() {
     let store = seed(&server).await;
     for caller in CALLERS {
         let mut b = browser_for(&server, caller).await;
-        let csrf = token(&mut b).await;
+        let csrf = b.form_token().await;
 
         let list = b.get("/members/").await;
         assert_outcome(caller, "GET /members/", &list, StatusCode::OK);

@@ -160,6 +160,17 @@ pub fn encode(pairs: &[(&str, &str)]) -> String {
 }
 
 impl Browser {
+    /// A CSRF token for the forms this browser posts: its session's when signed in, else
+    /// the anonymous one of the login form.
+    pub async fn form_token(&mut self) -> String {
+        let page = self.get("/accounts/profile/").await;
+        if page.status == StatusCode::OK {
+            page.csrf_token()
+        } else {
+            self.get("/accounts/login/").await.csrf_token()
+        }
+    }
+
     pub fn new(data_dir: &Path, url: &str) -> Self {
         let mut roots = rustls::RootCertStore::empty();
         // Over plain HTTP (insecure_http) there is no development CA.
