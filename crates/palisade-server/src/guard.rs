@@ -10,7 +10,8 @@
 //! to hide what the user may not use — the route still refuses it.
 //!
 //! A requirement is a type: [`permission_required!`] makes one that needs every permission
-//! it lists, and [`Staff`] is the `user_passes_test(is_staff)` of the admin console. The
+//! it lists, [`user_passes_test!`] one that is a predicate on the account, and [`Staff`] is
+//! the `user_passes_test(is_staff)` of the admin console. The
 //! decision itself is [`palisade_core::allowed`]: an active superuser has every permission,
 //! everyone else what they were granted.
 
@@ -73,6 +74,31 @@ macro_rules! permission_required {
                 held: &std::collections::BTreeSet<palisade_core::Permission>,
             ) -> bool {
                 [$($perm),+].iter().all(|p| $crate::guard::has(user, held, p))
+            }
+        }
+    };
+}
+
+/// Defines a [`Requirement`] that is a predicate on the user, as Django's
+/// `user_passes_test`: `user_passes_test!(Name, "what the 403 page names", |user| …)`. The
+/// predicate sees the account (already known active and signed in), not its permissions; an
+/// inactive account never passes.
+#[macro_export]
+macro_rules! user_passes_test {
+    ($(#[$doc:meta])* $name:ident, $needs:literal, |$user:ident| $test:expr) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub struct $name;
+
+        impl $crate::guard::Requirement for $name {
+            const NEEDS: &'static str = $needs;
+            const SCOPE: palisade_core::AccessScope<'static> = palisade_core::AccessScope::Session;
+
+            fn allows(
+                $user: &palisade_core::User,
+                _held: &std::collections::BTreeSet<palisade_core::Permission>,
+            ) -> bool {
+                $user.is_active && $test
             }
         }
     };
@@ -253,6 +279,27 @@ mod tests {
         let full =
             authorized::<ApproveAndView>(user(true, false, false), held(&["drop.view_message"]));
         assert!(full.can("drop.view_message"));
+    }
+
+    crate::user_passes_test!(
+        /// Test predicate: a user with an e-mail address.
+        HasEmail,
+        "an e-mail address on the account",
+        |user| user.email.is_some()
+    );
+
+    #[test]
+    fn a_predicate_requirement_tests_the_user() {
+        let with = user(true, false, false);
+        let mut without = user(true, false, false);
+        without.email = None;
+        let mut inactive = user(false, true, true);
+        inactive.email = with.email.clone();
+        assert!(HasEmail::allows(&with, &held(&[])));
+        assert!(!HasEmail::allows(&without, &held(&["members.view_member"])));
+        assert!(!HasEmail::allows(&inactive, &held(&[])));
+        assert_eq!(<HasEmail as Requirement>::SCOPE, AccessScope::Session);
+        assert!(HasEmail::NEEDS.contains("e-mail"));
     }
 
     #[test]
