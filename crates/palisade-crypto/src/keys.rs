@@ -11,6 +11,9 @@
 //! validated by aws-lc-rs. Every private key is normalised to PKCS#8 v1 DER, kept in a
 //! buffer that is zeroed on drop.
 //!
+//! Public keys also export their JWK members ([`PublicKey::to_jwk`], RFC 7518 and RFC 8037)
+//! and RFC 7638 thumbprints ([`PublicJwk::thumbprint`]), which name a key by its public half.
+//!
 //! [`PrivateKey::from_pem`], [`PrivateKey::from_pkcs8_der`], [`PublicKey::from_pem`] and
 //! [`PublicKey::from_spki_der`] take untrusted bytes and never panic (they are fuzz targets).
 
@@ -502,6 +505,110 @@ impl PublicKey {
 }
 
 // ---------------------------------------------------------------------------------------
+// JWK (RFC 7517/7518, RFC 8037 for Ed25519) and JWK thumbprints (RFC 7638)
+// ---------------------------------------------------------------------------------------
+
+/// The key-type members of a public key's JWK (RFC 7518 §6, RFC 8037 §2), every value
+/// base64url without padding. Only the members that define the key: a caller adds `kid`,
+/// `alg` and `use` as its protocol needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublicJwk {
+    /// `kty` "RSA": modulus `n` and exponent `e`, unsigned big-endian in the fewest octets.
+    Rsa { n: String, e: String },
+    /// `kty` "EC", `crv` "P-256": the affine coordinates, 32 octets each.
+    P256 { x: String, y: String },
+    /// `kty` "OKP", `crv` "Ed25519": the 32-byte public key.
+    Ed25519 { x: String },
+}
+
+impl PublicJwk {
+    /// The required members as (name, value) pairs in lexicographic order of the names:
+    /// the order RFC 7638 hashes them in, and a stable order for any JSON writer.
+    pub fn members(&self) -> Vec<(&'static str, String)> {
+        match self {
+            PublicJwk::Rsa { n, e } => vec![
+                ("e", e.clone()),
+                ("kty", "RSA".to_owned()),
+                ("n", n.clone()),
+            ],
+            PublicJwk::P256 { x, y } => vec![
+                ("crv", "P-256".to_owned()),
+                ("kty", "EC".to_owned()),
+                ("x", x.clone()),
+                ("y", y.clone()),
+            ],
+            PublicJwk::Ed25519 { x } => vec![
+                ("crv", "Ed25519".to_owned()),
+                ("kty", "OKP".to_owned()),
+                ("x", x.clone()),
+            ],
+        }
+    }
+
+    /// The RFC 7638 thumbprint: base64url (no padding) of the SHA-256 of the required
+    /// members as JSON with no whitespace, names sorted. Anyone holding the public key can
+    /// compute it (e.g. `jwcrypto`'s `JWK.thumbprint()`), so it names a key without a
+    /// registry. Every value is base64url or a fixed name, so no JSON escaping is needed.
+    pub fn thumbprint(&self) -> String {
+        let body: Vec<String> = self
+            .members()
+            .into_iter()
+            .map(|(name, value)| format!("\"{name}\":\"{value}\""))
+            .collect();
+        let json = format!("{{{}}}", body.join(","));
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, json.as_bytes());
+        b64url(digest.as_ref())
+    }
+}
+
+fn b64url(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+impl PublicKey {
+    /// This key's JWK members ([`PublicJwk`]).
+    pub fn to_jwk(&self) -> Result<PublicJwk, KeyError> {
+        match self {
+            PublicKey::Rsa(k) => {
+                let malformed = |_| KeyError::Malformed("RSA public key");
+                let (n, e) = AnyRef::from_der(&k.pkcs1)
+                    .map_err(malformed)?
+                    .sequence(|r| {
+                        // `UintRef` holds the magnitude with leading zeros stripped: the
+                        // minimal octet string RFC 7518 §6.3.1 asks for.
+                        let n = UintRef::decode(r)?;
+                        let e = UintRef::decode(r)?;
+                        Ok::<_, der::Error>((b64url(n.as_bytes()), b64url(e.as_bytes())))
+                    })
+                    .map_err(malformed)?;
+                Ok(PublicJwk::Rsa { n, e })
+            }
+            PublicKey::P256(k) => {
+                let malformed = KeyError::Malformed("P-256 public key");
+                let info =
+                    SubjectPublicKeyInfoRef::from_der(&k.spki).map_err(|_| malformed.clone())?;
+                let point = info
+                    .subject_public_key
+                    .as_bytes()
+                    .ok_or_else(|| malformed.clone())?;
+                // SEC1 uncompressed point: 0x04 ‖ X ‖ Y (aws-lc-rs accepted it at parse time).
+                let coords = match point.split_first() {
+                    Some((0x04, coords)) if coords.len() == 64 => coords,
+                    _ => return Err(malformed),
+                };
+                let (x, y) = coords.split_at(32);
+                Ok(PublicJwk::P256 {
+                    x: b64url(x),
+                    y: b64url(y),
+                })
+            }
+            PublicKey::Ed25519(k) => Ok(PublicJwk::Ed25519 { x: b64url(&k.raw) }),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
 
@@ -656,6 +763,109 @@ fn sec1_curve(der: &[u8]) -> Result<Option<ObjectIdentifier>, KeyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn unb64url(text: &str) -> Vec<u8> {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(text)
+            .unwrap()
+    }
+
+    /// RFC 7638 §3.1: the example RSA key and its thumbprint, through the whole chain
+    /// (PKCS#1 DER → JWK members → thumbprint).
+    #[test]
+    fn rsa_jwk_and_thumbprint_match_rfc_7638() {
+        let n_b64 = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
+        let n = unb64url(n_b64);
+        assert_eq!((n.len(), n[0] & 0x80), (256, 0x80));
+        // RSAPublicKey ::= SEQUENCE { INTEGER n (a 0x00 first: the high bit is set), INTEGER e }
+        let mut der = vec![0x30, 0x82, 0x01, 0x0a, 0x02, 0x82, 0x01, 0x01, 0x00];
+        der.extend_from_slice(&n);
+        der.extend_from_slice(&[0x02, 0x03, 0x01, 0x00, 0x01]);
+        let key = PublicKey::from_pkcs1_der(&der).unwrap();
+        let jwk = key.to_jwk().unwrap();
+        assert_eq!(
+            jwk,
+            PublicJwk::Rsa {
+                n: n_b64.to_owned(),
+                e: "AQAB".to_owned()
+            },
+            "the DER's leading zero octet is not part of n"
+        );
+        assert_eq!(
+            jwk.thumbprint(),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
+        // Any other key has another thumbprint.
+        let mut other = der.clone();
+        let last_n = der.len() - 6;
+        other[last_n] ^= 2; // n stays odd, so still a valid modulus
+        let other = PublicKey::from_pkcs1_der(&other).unwrap().to_jwk().unwrap();
+        assert_ne!(other.thumbprint(), jwk.thumbprint());
+    }
+
+    /// RFC 8037 §A.1–A.3: the Ed25519 example key (RFC 8032 test 1), its `x` and thumbprint.
+    #[test]
+    fn ed25519_jwk_and_thumbprint_match_rfc_8037() {
+        let raw = hex::decode("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
+            .unwrap();
+        let mut spki = hex::decode("302a300506032b6570032100").unwrap();
+        spki.extend_from_slice(&raw);
+        let jwk = PublicKey::from_spki_der(&spki).unwrap().to_jwk().unwrap();
+        assert_eq!(
+            jwk,
+            PublicJwk::Ed25519 {
+                x: "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo".to_owned()
+            }
+        );
+        assert_eq!(
+            jwk.thumbprint(),
+            "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
+        );
+    }
+
+    #[test]
+    fn generated_keys_export_consistent_jwks() {
+        let rsa = PrivateKey::generate_rsa(RsaBits::B2048).unwrap();
+        let PublicKey::Rsa(public) = rsa.public_key().unwrap() else {
+            panic!("not RSA")
+        };
+        let PublicJwk::Rsa { n, e } = PublicKey::Rsa(public.clone()).to_jwk().unwrap() else {
+            panic!("not an RSA JWK")
+        };
+        assert_eq!(e, "AQAB");
+        let n = unb64url(&n);
+        assert_eq!(n.len(), public.modulus_len());
+        assert!(
+            public
+                .pkcs1_der()
+                .windows(n.len())
+                .any(|w| w == n.as_slice())
+        );
+
+        let ed = PrivateKey::generate_ed25519()
+            .unwrap()
+            .public_key()
+            .unwrap();
+        let PublicKey::Ed25519(raw) = &ed else {
+            panic!("not Ed25519")
+        };
+        assert_eq!(
+            ed.to_jwk().unwrap(),
+            PublicJwk::Ed25519 {
+                x: b64url(raw.raw())
+            }
+        );
+
+        let p256 = PrivateKey::generate_p256().unwrap().public_key().unwrap();
+        let PublicJwk::P256 { x, y } = p256.to_jwk().unwrap() else {
+            panic!("not a P-256 JWK")
+        };
+        let mut point = vec![0x04];
+        point.extend(unb64url(&x));
+        point.extend(unb64url(&y));
+        assert!(p256.to_spki_der().ends_with(&point));
+    }
 
     #[test]
     fn ec_parameters_block_is_skipped_and_garbage_is_not_pem() {

@@ -26,7 +26,8 @@
 //! - [`random`]: CSPRNG bytes and encodings; diceware passphrases.
 //! - [`fernet`]: Fernet tokens and `MultiFernet`-style rotation.
 //! - [`agefile`]: age v1 file encryption (X25519 recipients, passphrases), streaming.
-//! - [`keys`]: PEM/DER parsing and generation of RSA, P-256 and Ed25519 keys.
+//! - [`keys`]: PEM/DER parsing and generation of RSA, P-256 and Ed25519 keys; public JWKs
+//!   and RFC 7638 thumbprints.
 //! - [`rsa_oaep`]: RSA-OAEP (SHA-256, MGF1-SHA-256) encryption.
 //! - [`signature`]: RSA-PSS, ECDSA P-256 and Ed25519 signatures.
 //! - [`kdf`]: PBKDF2-HMAC-SHA256, scrypt and Argon2id key derivation.
