@@ -90,6 +90,9 @@ pub enum Command {
     /// (DIR/master.key or $PALISADE_MASTER_KEY).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Administer the secure drop (its keys are kept in the database under the master key).
+    #[command(subcommand)]
+    Drop(DropCommand),
     /// Import accounts from another system.
     #[command(subcommand)]
     Import(ImportCommand),
@@ -255,8 +258,9 @@ pub enum SessionCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// List the account-token signing keys, newest first: purpose, key id, created, state
-    /// (current signs; previous still verifies; retired is never used). Never the keys.
+    /// List the account-token signing keys, then the secure drop's keys, newest first:
+    /// purpose, key id, created, state (current signs or encrypts; previous still verifies
+    /// or decrypts; retired is never used). Never the keys.
     List {
         /// JSON array instead of a table.
         #[arg(long)]
@@ -271,6 +275,14 @@ pub enum KeysCommand {
         #[arg(value_name = "KID")]
         kid: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DropCommand {
+    /// Make a new current encryption key (RSA-3072) and receipt-signing key (Ed25519) and
+    /// print their ids. The previous keys stay active: messages encrypted to them still
+    /// decrypt and their receipts still verify.
+    RotateKeys,
 }
 
 #[derive(Debug, Subcommand)]

@@ -24,12 +24,13 @@ use palisade_store::SqliteStore;
 
 use crate::auth::ServerKey;
 use crate::config::Config;
+use crate::drop::DropKeys;
 use crate::error::{AppError, ServerError};
 use crate::hashpool::HashPool;
 use crate::mail::Mailer;
 use crate::secrets::MasterKey;
 use crate::throttle::{FlowLimiter, MemoryThrottle};
-use crate::{accounts, admin, members, middleware, password_flows, registration};
+use crate::{accounts, admin, drop, members, middleware, password_flows, registration};
 
 /// Templates compiled into the binary, so a deployment is one file. Names ending in `.html`
 /// are auto-escaped by minijinja.
@@ -120,6 +121,8 @@ struct Inner {
     password_policy: PasswordPolicy,
     mailer: Mailer,
     master_key: MasterKey,
+    /// The secure drop's opened keys (made on first use, see [`crate::drop`]).
+    drop_keys: DropKeys,
 }
 
 impl AppState {
@@ -158,6 +161,7 @@ impl AppState {
                 password_policy,
                 mailer,
                 master_key,
+                drop_keys: DropKeys::default(),
             }),
         })
     }
@@ -188,6 +192,11 @@ impl AppState {
     /// to [`crate::secrets::token_key_ring`]). Never log it or put it in a response.
     pub fn master_key(&self) -> &MasterKey {
         &self.inner.master_key
+    }
+
+    /// The secure drop's key cache ([`crate::drop::current_key`] reads through it).
+    pub fn drop_keys(&self) -> &DropKeys {
+        &self.inner.drop_keys
     }
 
     pub fn store(&self) -> &SqliteStore {
@@ -259,6 +268,7 @@ pub fn router(state: AppState) -> Router {
         .merge(registration::routes())
         .merge(password_flows::routes())
         .merge(members::routes())
+        .merge(drop::routes())
         .merge(admin::routes())
         .fallback(not_found);
     if state.config().test_routes {

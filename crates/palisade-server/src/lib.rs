@@ -43,8 +43,12 @@
 //! (`mail.failed`) by a task fed from the mailer's failure hook; on shutdown the mailer is
 //! drained after the HTTP requests and before the database closes.
 //!
-//! Secrets that every node must share (the account-token signing keys now, later OAuth and
-//! drop keys) live in the database, sealed by [`secrets`] under the deployment's master key
+//! The secure drop ([`mod@drop`], issue 6) publishes its RSA-3072 encryption key and Ed25519
+//! receipt key at `/api/drop/public-key` and `/api/drop/receipt-key`; the keys are made on
+//! first use (not at start-up) and named by their RFC 7638 thumbprints.
+//!
+//! Secrets that every node must share (the account-token signing keys and the drop keys now,
+//! later OAuth keys) live in the database, sealed by [`secrets`] under the deployment's master key
 //! (`DATA_DIR/master.key` or `PALISADE_MASTER_KEY`): [`Server::bind`] loads (or makes) the
 //! master key and [`Server::prepare`] opens the key ring once, so a master key that does not
 //! match the database is a start-up error.
@@ -57,6 +61,7 @@ pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod drop;
 pub mod error;
 pub mod forms;
 pub mod guard;

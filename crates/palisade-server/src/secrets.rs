@@ -1,6 +1,6 @@
-//! Secrets every node of a deployment must share (the account-token signing keys now; OAuth
-//! signing keys and the drop keys later), kept in the database under a master key that is
-//! not in the database.
+//! Secrets every node of a deployment must share (the account-token signing keys and the
+//! secure drop's keys now; OAuth signing keys later), kept in the database under a master
+//! key that is not in the database.
 //!
 //! **Envelope encryption.** Each stored secret gets a fresh random data key. The record's
 //! `ciphertext` is a Fernet token under that data key, over
@@ -23,6 +23,16 @@
 //! there is none, through the store's atomic `insert_first_key`, so nodes starting together
 //! on an empty database agree on one key.
 //!
+//! **The drop keys** ([`DropKeyKind`]: the RSA-3072 encryption key and the Ed25519
+//! receipt-signing key of the secure drop) are stored the same way, the secret being the
+//! private key's PKCS#8 DER. Their kid is derived from the *public* key, the RFC 7638 JWK
+//! thumbprint (base64url SHA-256), so a client can name the key it encrypted to and anyone
+//! can recompute it from the published key; [`seal_with_kid`] takes it. The newest
+//! un-retired key of each is current; older un-retired ones stay for decrypting what was
+//! sent to them and for verifying old receipts. The first key is made on first use
+//! ([`current_drop_key`]), not at start-up: RSA-3072 generation takes up to seconds, and it
+//! runs on tokio's blocking pool.
+//!
 //! Nothing here puts a secret in `Debug`, an error or a log line: errors name purposes and
 //! key ids, which are public.
 
@@ -33,6 +43,7 @@ use std::path::Path;
 
 use palisade_core::token::{KeyRing, SigningKey};
 use palisade_core::{KeyStore, StoreError, StoredKey, Timestamp};
+use palisade_crypto::keys::{KeyKind, PrivateKey, PublicJwk, PublicKey, RsaBits};
 use palisade_crypto::{fernet, random};
 use zeroize::Zeroizing;
 
@@ -45,6 +56,10 @@ pub const MASTER_KEY_FILE: &str = "master.key";
 pub const MASTER_KEY_ENV: &str = "PALISADE_MASTER_KEY";
 /// The purpose of the activation and password-reset link keys.
 pub const ACCOUNT_TOKENS: &str = "account-tokens";
+/// The purpose of the secure drop's RSA-OAEP encryption keys.
+pub const DROP_ENCRYPTION: &str = "drop-encryption";
+/// The purpose of the secure drop's receipt-signing keys.
+pub const DROP_RECEIPT: &str = "drop-receipt";
 /// Bytes of a new token-signing key: HMAC-SHA256's full block of entropy.
 const TOKEN_KEY_LEN: usize = 32;
 /// Domain separation of the sealed plaintext (and its layout version).
@@ -288,18 +303,32 @@ pub fn seal(
     let kid = SigningKey::new(secret)
         .map_err(|_| SecretError::TooShort)?
         .kid_hex();
+    seal_with_kid(master, purpose, &kid, secret, now)
+}
+
+/// Seals `secret` as [`seal`] does, under the given `kid` (bound into the sealed plaintext,
+/// so the record opens only under this id). For keys whose id is derived from their public
+/// half, such as the drop keys' JWK thumbprints; the caller vouches that `kid` names
+/// `secret`, and the opener checks it again.
+pub fn seal_with_kid(
+    master: &MasterKey,
+    purpose: &str,
+    kid: &str,
+    secret: &[u8],
+    now: Timestamp,
+) -> Result<StoredKey, SecretError> {
     let mut data_bytes = Zeroizing::new([0u8; 32]);
     random::fill(data_bytes.as_mut_slice()).map_err(|_| SecretError::Crypto)?;
     let data_key = fernet::Key::from_bytes(*data_bytes);
     let stamp = u64::try_from(now.unix()).unwrap_or(0);
-    let plaintext = bind(purpose, &kid, secret)?;
+    let plaintext = bind(purpose, kid, secret)?;
     let ciphertext =
         fernet::encrypt(&data_key, &plaintext, stamp).map_err(|_| SecretError::Crypto)?;
     let wrapped_key = fernet::encrypt(&master.0, data_bytes.as_slice(), stamp)
         .map_err(|_| SecretError::Crypto)?;
     Ok(StoredKey {
         purpose: purpose.to_owned(),
-        kid,
+        kid: kid.to_owned(),
         wrapped_key,
         ciphertext,
         created_at: now,
@@ -491,14 +520,27 @@ pub async fn list_token_keys<S: KeyStore>(
     store: &S,
     master: &MasterKey,
 ) -> Result<Vec<KeyInfo>, SecretError> {
-    let keys = store.list_keys(ACCOUNT_TOKENS).await?;
+    list_keys_checked(store, ACCOUNT_TOKENS, |key| {
+        signing_key(master, key).map(drop)
+    })
+    .await
+}
+
+/// Every key of `purpose`, newest first, with its state; `check` opens each un-retired one
+/// (and fails the listing if it does not open).
+async fn list_keys_checked<S: KeyStore>(
+    store: &S,
+    purpose: &str,
+    check: impl Fn(&StoredKey) -> Result<(), SecretError>,
+) -> Result<Vec<KeyInfo>, SecretError> {
+    let keys = store.list_keys(purpose).await?;
     let mut seen_current = false;
     let mut infos = Vec::with_capacity(keys.len());
     for key in keys {
         let state = if key.retired_at.is_some() {
             KeyState::Retired
         } else {
-            signing_key(master, &key)?;
+            check(&key)?;
             if seen_current {
                 KeyState::Previous
             } else {
@@ -513,6 +555,227 @@ pub async fn list_token_keys<S: KeyStore>(
             retired_at: key.retired_at,
             state,
         });
+    }
+    Ok(infos)
+}
+
+/// The two kinds of secure-drop key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropKeyKind {
+    /// RSA-3072, for RSA-OAEP-256 (and, later, JWE `RSA-OAEP-256`) to the server.
+    Encryption,
+    /// Ed25519, for the receipts the server signs.
+    Receipt,
+}
+
+impl DropKeyKind {
+    /// The [`KeyStore`] purpose of this kind.
+    pub fn purpose(self) -> &'static str {
+        match self {
+            Self::Encryption => DROP_ENCRYPTION,
+            Self::Receipt => DROP_RECEIPT,
+        }
+    }
+
+    /// The JOSE `alg` the key is published for.
+    pub fn alg(self) -> &'static str {
+        match self {
+            Self::Encryption => "RSA-OAEP-256",
+            Self::Receipt => "EdDSA",
+        }
+    }
+
+    /// The JWK `use`.
+    pub fn jwk_use(self) -> &'static str {
+        match self {
+            Self::Encryption => "enc",
+            Self::Receipt => "sig",
+        }
+    }
+
+    fn key_kind(self) -> KeyKind {
+        match self {
+            Self::Encryption => KeyKind::Rsa,
+            Self::Receipt => KeyKind::Ed25519,
+        }
+    }
+
+    /// A fresh private key of this kind. CPU-bound (RSA-3072: from a fraction of a second
+    /// to seconds): call it off the async runtime.
+    fn generate(self) -> Result<PrivateKey, SecretError> {
+        match self {
+            Self::Encryption => PrivateKey::generate_rsa(RsaBits::B3072),
+            Self::Receipt => PrivateKey::generate_ed25519(),
+        }
+        .map_err(|_| SecretError::Crypto)
+    }
+}
+
+/// An opened drop key: the private key (never shown by `Debug`), its public key and JWK
+/// members, and its kid (the JWK's RFC 7638 thumbprint).
+#[derive(Debug)]
+pub struct DropKey {
+    pub kind: DropKeyKind,
+    pub kid: String,
+    pub private: PrivateKey,
+    pub public: PublicKey,
+    pub jwk: PublicJwk,
+    pub created_at: Timestamp,
+}
+
+/// The kid of a drop key: its public JWK's RFC 7638 thumbprint.
+pub fn drop_kid(public: &PublicKey) -> Result<String, SecretError> {
+    public
+        .to_jwk()
+        .map(|jwk| jwk.thumbprint())
+        .map_err(|_| SecretError::Crypto)
+}
+
+/// Seals a new drop key of `kind`, generated on the blocking pool.
+async fn new_drop_key(
+    master: &MasterKey,
+    kind: DropKeyKind,
+    created: Timestamp,
+) -> Result<StoredKey, SecretError> {
+    let master = master.clone();
+    tokio::task::spawn_blocking(move || {
+        let private = kind.generate()?;
+        let public = private.public_key().map_err(|_| SecretError::Crypto)?;
+        let kid = drop_kid(&public)?;
+        seal_with_kid(
+            &master,
+            kind.purpose(),
+            &kid,
+            &private.to_pkcs8_der(),
+            created,
+        )
+    })
+    .await
+    .map_err(|_| SecretError::Crypto)?
+}
+
+/// Opens the drop key in `record` and checks it is of `kind` and is the key its id names.
+pub fn open_drop_key(
+    master: &MasterKey,
+    kind: DropKeyKind,
+    record: &StoredKey,
+) -> Result<DropKey, SecretError> {
+    let der = open(master, record).map_err(|_| SecretError::MasterKeyMismatch {
+        purpose: record.purpose.clone(),
+        kid: record.kid.clone(),
+    })?;
+    let corrupt = |reason: &str| SecretError::Corrupt {
+        purpose: record.purpose.clone(),
+        kid: record.kid.clone(),
+        reason: reason.to_owned(),
+    };
+    let private = PrivateKey::from_pkcs8_der(&der).map_err(|e| corrupt(&e.to_string()))?;
+    if private.kind() != kind.key_kind() || record.purpose != kind.purpose() {
+        return Err(corrupt("it is not a key of this kind"));
+    }
+    let public = private.public_key().map_err(|e| corrupt(&e.to_string()))?;
+    let jwk = public.to_jwk().map_err(|e| corrupt(&e.to_string()))?;
+    if jwk.thumbprint() != record.kid {
+        return Err(corrupt("it is not the key its id names"));
+    }
+    Ok(DropKey {
+        kind,
+        kid: record.kid.clone(),
+        private,
+        public,
+        jwk,
+        created_at: record.created_at,
+    })
+}
+
+/// The un-retired `kind` records, newest first; with none, a first key is generated and
+/// stored with `insert_first_key` (so nodes racing on an empty database agree on one), and
+/// the records read back.
+pub async fn active_drop_records<S: KeyStore>(
+    store: &S,
+    master: &MasterKey,
+    kind: DropKeyKind,
+    now: Timestamp,
+) -> Result<Vec<StoredKey>, SecretError> {
+    let mut keys = active(store.list_keys(kind.purpose()).await?);
+    if keys.is_empty() {
+        let first = new_drop_key(master, kind, now).await?;
+        let kid = first.kid.clone();
+        if store.insert_first_key(first).await? {
+            tracing::info!(%kid, purpose = kind.purpose(), "created the first drop key");
+        }
+        keys = active(store.list_keys(kind.purpose()).await?);
+    }
+    Ok(keys)
+}
+
+/// The current (newest un-retired) drop key of `kind`, made on first use.
+pub async fn current_drop_key<S: KeyStore>(
+    store: &S,
+    master: &MasterKey,
+    kind: DropKeyKind,
+    now: Timestamp,
+) -> Result<DropKey, SecretError> {
+    let keys = active_drop_records(store, master, kind, now).await?;
+    let newest = keys.first().ok_or_else(|| SecretError::NoActiveKey {
+        purpose: kind.purpose().to_owned(),
+    })?;
+    open_drop_key(master, kind, newest)
+}
+
+/// Every un-retired drop key of `kind`, opened, newest first (the current one first): the
+/// keys that still decrypt, or still verify receipts. Makes none.
+pub async fn active_drop_keys<S: KeyStore>(
+    store: &S,
+    master: &MasterKey,
+    kind: DropKeyKind,
+) -> Result<Vec<DropKey>, SecretError> {
+    active(store.list_keys(kind.purpose()).await?)
+        .iter()
+        .map(|record| open_drop_key(master, kind, record))
+        .collect()
+}
+
+/// Makes a new current drop key of `kind` and returns its kid; the older keys stay
+/// un-retired, so messages encrypted to them still decrypt. As [`rotate_token_key`]: every
+/// existing un-retired key must open first, the new key is never older than the current one,
+/// and on an empty store this makes the first key.
+pub async fn rotate_drop_key<S: KeyStore>(
+    store: &S,
+    master: &MasterKey,
+    kind: DropKeyKind,
+    now: Timestamp,
+) -> Result<String, SecretError> {
+    let keys = active(store.list_keys(kind.purpose()).await?);
+    let Some(newest) = keys.first() else {
+        return current_drop_key(store, master, kind, now)
+            .await
+            .map(|key| key.kid);
+    };
+    for record in &keys {
+        open_drop_key(master, kind, record)?;
+    }
+    let record = new_drop_key(master, kind, now.max(newest.created_at)).await?;
+    let kid = record.kid.clone();
+    store.insert_key(record).await?;
+    tracing::info!(%kid, purpose = kind.purpose(), "rotated the drop key");
+    Ok(kid)
+}
+
+/// Every drop key (encryption, then receipt; each newest first) with its state; never the
+/// keys. Un-retired keys are opened first, as in [`list_token_keys`].
+pub async fn list_drop_keys<S: KeyStore>(
+    store: &S,
+    master: &MasterKey,
+) -> Result<Vec<KeyInfo>, SecretError> {
+    let mut infos = Vec::new();
+    for kind in [DropKeyKind::Encryption, DropKeyKind::Receipt] {
+        infos.extend(
+            list_keys_checked(store, kind.purpose(), |key| {
+                open_drop_key(master, kind, key).map(drop)
+            })
+            .await?,
+        );
     }
     Ok(infos)
 }
@@ -783,6 +1046,99 @@ mod tests {
         retire_token_key(&store, &third, at(T0)).await.unwrap();
         let ring = token_key_ring(&store, &m, at(T0)).await.unwrap();
         assert_eq!(ring.current().kid_hex(), newer);
+    }
+
+    #[tokio::test]
+    async fn drop_keys_are_made_once_named_by_their_public_key_and_rotate() {
+        let store = MemoryStore::new();
+        let m = master();
+        assert!(list_drop_keys(&store, &m).await.unwrap().is_empty());
+        let enc = current_drop_key(&store, &m, DropKeyKind::Encryption, at(T0))
+            .await
+            .unwrap();
+        let PrivateKey::Rsa(rsa) = &enc.private else {
+            panic!("not RSA")
+        };
+        assert_eq!(rsa.bits(), 3072);
+        assert_eq!(enc.kid, enc.public.to_jwk().unwrap().thumbprint());
+        let again = current_drop_key(&store, &m, DropKeyKind::Encryption, at(T0 + 1))
+            .await
+            .unwrap();
+        assert_eq!(again.kid, enc.kid);
+        let rec = current_drop_key(&store, &m, DropKeyKind::Receipt, at(T0))
+            .await
+            .unwrap();
+        assert_eq!(rec.private.kind(), KeyKind::Ed25519);
+        assert_eq!(rec.kid, drop_kid(&rec.public).unwrap());
+
+        // The stored record is ciphertext, and opens to exactly the key.
+        let stored = store.list_keys(DROP_ENCRYPTION).await.unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(
+            open(&m, &stored[0]).unwrap().as_slice(),
+            enc.private.to_pkcs8_der().as_slice()
+        );
+        // Filed under the other drop purpose, it does not open.
+        let mut moved = stored[0].clone();
+        moved.purpose = DROP_RECEIPT.into();
+        assert!(open_drop_key(&m, DropKeyKind::Receipt, &moved).is_err());
+        // Another master key: a clear mismatch, and rotation adds nothing.
+        let wrong = master();
+        assert!(matches!(
+            rotate_drop_key(&store, &wrong, DropKeyKind::Encryption, at(T0)).await,
+            Err(SecretError::MasterKeyMismatch { .. })
+        ));
+
+        let new_kid = rotate_drop_key(&store, &m, DropKeyKind::Encryption, at(T0))
+            .await
+            .unwrap();
+        assert_ne!(new_kid, enc.kid);
+        let active = active_drop_keys(&store, &m, DropKeyKind::Encryption)
+            .await
+            .unwrap();
+        let kids: Vec<_> = active.iter().map(|k| k.kid.as_str()).collect();
+        assert_eq!(kids, [new_kid.as_str(), enc.kid.as_str()]);
+        let listed: Vec<_> = list_drop_keys(&store, &m)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|k| (k.purpose, k.kid, k.state))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                (DROP_ENCRYPTION.to_owned(), new_kid, KeyState::Current),
+                (
+                    DROP_ENCRYPTION.to_owned(),
+                    enc.kid.clone(),
+                    KeyState::Previous
+                ),
+                (DROP_RECEIPT.to_owned(), rec.kid.clone(), KeyState::Current),
+            ]
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn racing_first_drop_keys_agree() {
+        let store = Arc::new(MemoryStore::new());
+        let m = master();
+        let tasks: Vec<_> = (0..4)
+            .map(|_| {
+                let (store, m) = (Arc::clone(&store), m.clone());
+                tokio::spawn(async move {
+                    current_drop_key(&*store, &m, DropKeyKind::Receipt, at(T0))
+                        .await
+                        .map(|k| k.kid)
+                })
+            })
+            .collect();
+        let mut kids = Vec::new();
+        for task in tasks {
+            kids.push(task.await.unwrap().unwrap());
+        }
+        kids.dedup();
+        assert_eq!(kids.len(), 1, "{kids:?}");
+        assert_eq!(store.list_keys(DROP_RECEIPT).await.unwrap().len(), 1);
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! `palisade keys list [--json]`, `keys rotate` and `keys retire KID`: the account-token
 //! signing keys that `palisade_server::secrets` keeps in the database under the master key.
+//! `keys list` shows the secure drop's keys too (after the token keys); they are rotated by
+//! `palisade drop rotate-keys`, and `rotate`/`retire` here touch only the token keys.
 //! Listings show ids, times and states, never a key; rotation and retirement are written to
 //! the audit log.
 //!
@@ -33,7 +35,7 @@ pub fn run(global: GlobalOpts, command: KeysCommand) -> CliResult<u8> {
 
 /// Every failure here is an input or set-up problem (exit 2); storage failures name the
 /// database as the other admin commands do.
-fn secret_err(admin: &Admin, err: SecretError) -> CliError {
+pub(super) fn secret_err(admin: &Admin, err: SecretError) -> CliError {
     match err {
         SecretError::Store(e) => admin.store_err(&e),
         other => CliError::usage(other.to_string()),
@@ -41,9 +43,14 @@ fn secret_err(admin: &Admin, err: SecretError) -> CliError {
 }
 
 fn list(admin: &Admin, master: &MasterKey, as_json: bool) -> CliResult<()> {
-    let keys = admin
+    let mut keys = admin
         .block_on(list_token_keys(&admin.store, master))
         .map_err(|e| secret_err(admin, e))?;
+    keys.extend(
+        admin
+            .block_on(secrets::list_drop_keys(&admin.store, master))
+            .map_err(|e| secret_err(admin, e))?,
+    );
     if as_json {
         let values: Vec<Value> = keys.iter().map(key_json).collect();
         return print_json(&Value::Array(values));

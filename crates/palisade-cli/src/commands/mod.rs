@@ -5,6 +5,7 @@ mod admin;
 mod age;
 mod audit;
 mod authz;
+mod drop;
 mod fernet;
 mod hash;
 mod import;
@@ -50,6 +51,7 @@ pub fn run(global: GlobalOpts, command: Command) -> CliResult<u8> {
         Command::Session(cmd) => session::run(global, cmd),
         Command::Audit(cmd) => audit::run(global, cmd),
         Command::Keys(cmd) => keys::run(global, cmd),
+        Command::Drop(cmd) => drop::run(global, cmd),
         Command::Import(cmd) => import::run(global, cmd),
     }
 }
