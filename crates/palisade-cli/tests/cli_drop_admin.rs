@@ -13,38 +13,16 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::Value;
 
-struct Env {
-    _tmp: tempfile::TempDir,
-    data: PathBuf,
-}
-
-impl Env {
-    fn new() -> Self {
-        let tmp = tempdir();
-        let data = tmp.path().join("data");
-        Self { _tmp: tmp, data }
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = clean_palisade();
-        cmd.args(args).arg("--data-dir").arg(&self.data);
-        cmd
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = run_cmd(&mut self.cmd(args), b"");
-        assert_code(&out, 0);
-        stdout(&out)
-    }
-
+/// The drop's admin commands on the shared fresh data directory.
+impl DataDir {
     fn run_with_master(&self, master: &str, args: &[&str]) -> Output {
         run_cmd(self.cmd(args).env("PALISADE_MASTER_KEY", master), b"")
     }
@@ -90,7 +68,7 @@ impl Env {
 }
 
 /// The drop keys of a listing (a started server has also made its account-token key).
-fn drop_keys(env: &Env) -> Vec<(String, String, String)> {
+fn drop_keys(env: &DataDir) -> Vec<(String, String, String)> {
     env.keys()
         .into_iter()
         .filter(|(purpose, _, _)| purpose.starts_with("drop-"))
@@ -103,7 +81,7 @@ fn key(purpose: &str, kid: &str, state: &str) -> (String, String, String) {
 
 #[test]
 fn rotate_keys_makes_new_current_keys_and_keeps_the_old() {
-    let env = Env::new();
+    let env = DataDir::new();
     assert!(env.keys().is_empty());
     let (enc1, rec1) = env.rotate();
     assert_eq!(
@@ -146,7 +124,7 @@ fn rotate_keys_makes_new_current_keys_and_keeps_the_old() {
 
 #[test]
 fn another_master_key_rotates_nothing() {
-    let env = Env::new();
+    let env = DataDir::new();
     let (enc, rec) = env.rotate();
     let other = {
         let out = run(&["fernet", "keygen"], b"");
@@ -198,9 +176,9 @@ async fn served_kid(client: &reqwest::Client, url: &str, path: &str) -> String {
 
 #[test]
 fn the_server_serves_what_rotate_keys_made() {
-    let env = Env::new();
+    let env = DataDir::new();
     let started = Instant::now();
-    let server = start(&mut serve_cmd(&env.data));
+    let server = start(&mut serve_cmd(&env.path));
     // No RSA key generation before the server answers.
     assert!(
         started.elapsed() < Duration::from_secs(5),
@@ -212,7 +190,7 @@ fn the_server_serves_what_rotate_keys_made() {
         .enable_all()
         .build()
         .unwrap();
-    let http = client(&env.data);
+    let http = client(&env.path);
     let first = rt.block_on(served_kid(&http, &server.url, "/api/drop/public-key"));
     assert_eq!(drop_keys(&env), [key("drop-encryption", &first, "current")]);
 

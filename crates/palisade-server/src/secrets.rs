@@ -401,17 +401,27 @@ fn active(keys: Vec<StoredKey>) -> Vec<StoredKey> {
         .collect()
 }
 
-/// The signing key in `record`, checked to be the key its id names.
-fn signing_key(master: &MasterKey, record: &StoredKey) -> Result<SigningKey, SecretError> {
-    let secret = open(master, record).map_err(|_| SecretError::MasterKeyMismatch {
+/// The secret of a stored key; one that does not open means another deployment's master key.
+fn open_record(master: &MasterKey, record: &StoredKey) -> Result<Zeroizing<Vec<u8>>, SecretError> {
+    open(master, record).map_err(|_| SecretError::MasterKeyMismatch {
         purpose: record.purpose.clone(),
         kid: record.kid.clone(),
-    })?;
-    let corrupt = |reason: &str| SecretError::Corrupt {
+    })
+}
+
+/// A stored key that opened but is not what its record says.
+fn corrupt_record(record: &StoredKey, reason: &str) -> SecretError {
+    SecretError::Corrupt {
         purpose: record.purpose.clone(),
         kid: record.kid.clone(),
         reason: reason.to_owned(),
-    };
+    }
+}
+
+/// The signing key in `record`, checked to be the key its id names.
+fn signing_key(master: &MasterKey, record: &StoredKey) -> Result<SigningKey, SecretError> {
+    let secret = open_record(master, record)?;
+    let corrupt = |reason: &str| corrupt_record(record, reason);
     let key = SigningKey::new(&secret).map_err(|e| corrupt(&e.to_string()))?;
     if key.kid_hex() != record.kid {
         return Err(corrupt("it is not the key its id names"));
@@ -660,15 +670,8 @@ pub fn open_drop_key(
     kind: DropKeyKind,
     record: &StoredKey,
 ) -> Result<DropKey, SecretError> {
-    let der = open(master, record).map_err(|_| SecretError::MasterKeyMismatch {
-        purpose: record.purpose.clone(),
-        kid: record.kid.clone(),
-    })?;
-    let corrupt = |reason: &str| SecretError::Corrupt {
-        purpose: record.purpose.clone(),
-        kid: record.kid.clone(),
-        reason: reason.to_owned(),
-    };
+    let der = open_record(master, record)?;
+    let corrupt = |reason: &str| corrupt_record(record, reason);
     let private = PrivateKey::from_pkcs8_der(&der).map_err(|e| corrupt(&e.to_string()))?;
     if private.kind() != kind.key_kind() || record.purpose != kind.purpose() {
         return Err(corrupt("it is not a key of this kind"));
