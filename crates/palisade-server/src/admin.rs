@@ -129,8 +129,14 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/users/", get(users))
         .route("/admin/users/add/", get(user_add_form).post(user_add))
         .route("/admin/users/{id}/", get(user_page))
-        .route("/admin/users/{id}/activate/", post(activate))
-        .route("/admin/users/{id}/deactivate/", post(deactivate))
+        .route(
+            "/admin/users/{id}/activate/",
+            post(set_active_route::<true>),
+        )
+        .route(
+            "/admin/users/{id}/deactivate/",
+            post(set_active_route::<false>),
+        )
         .route("/admin/users/{id}/flags/", post(flags))
         .route("/admin/users/{id}/password/", post(set_password))
         .route("/admin/users/{id}/sessions/revoke/", post(revoke_sessions))
@@ -740,24 +746,15 @@ async fn set_active(
     Ok(back_to(user_path(user.id)))
 }
 
-async fn activate(
+/// `POST …/activate/` (`ACTIVE`) and `…/deactivate/`.
+async fn set_active_route<const ACTIVE: bool>(
     State(state): State<AppState>,
     Extension(client): Extension<ClientInfo>,
     me: Authorized<ChangeUser>,
     Path(id): Path<i64>,
     CheckedForm(_): CheckedForm<ButtonForm>,
 ) -> Result<Response, AppError> {
-    set_active(&state, &client, &me.auth, id, true).await
-}
-
-async fn deactivate(
-    State(state): State<AppState>,
-    Extension(client): Extension<ClientInfo>,
-    me: Authorized<ChangeUser>,
-    Path(id): Path<i64>,
-    CheckedForm(_): CheckedForm<ButtonForm>,
-) -> Result<Response, AppError> {
-    set_active(&state, &client, &me.auth, id, false).await
+    set_active(&state, &client, &me.auth, id, ACTIVE).await
 }
 
 async fn flags(

@@ -134,17 +134,12 @@ async fn new_member(store: &SqliteStore, name: &str) -> MemberId {
 }
 
 async fn browser_for(server: &TestServer, caller: Caller) -> Browser {
-    let mut b = server.browser();
-    if caller != Caller::Anonymous {
-        let page = b.login(caller.name(), PASSWORD, None).await;
-        let expect = if caller.signed_in() {
-            StatusCode::SEE_OTHER
-        } else {
-            StatusCode::OK
-        };
-        assert_eq!(page.status, expect, "{caller:?} login");
+    if caller == Caller::Anonymous {
+        return server.browser();
     }
-    b
+    server
+        .browser_as(caller.name(), PASSWORD, caller.signed_in())
+        .await
 }
 
 fn assert_outcome(caller: Caller, what: &str, page: &Page, allowed_status: StatusCode) {

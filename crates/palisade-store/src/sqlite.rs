@@ -196,26 +196,6 @@ impl SqliteStore {
         &self.pool
     }
 
-    /// Inserts every account of a bulk import (`palisade import django`) in one transaction,
-    /// each with its `last_login`: either all of them are stored or none is, so a failed
-    /// import never leaves half a user table behind. [`StoreError::Conflict`] if any
-    /// username is taken (by an existing account or another one in `users`). Returns how
-    /// many were inserted.
-    pub async fn import_users(
-        &self,
-        users: Vec<(NewUser, Option<Timestamp>)>,
-    ) -> Result<usize, StoreError> {
-        let batch = crate::ImportBatch {
-            users: users
-                .into_iter()
-                .map(|(user, last_login)| crate::ImportedUser::new(user, last_login))
-                .collect(),
-            ..crate::ImportBatch::default()
-        };
-        let counts = self.import_batch(&batch).await?;
-        Ok(usize::try_from(counts.users).unwrap_or(usize::MAX))
-    }
-
     /// Writes a whole import in one transaction: registers the missing permissions, creates
     /// the groups (reusing one whose name exists, which then gains the batch's permissions
     /// and keeps its own), inserts the accounts, their memberships and direct grants. All
@@ -228,22 +208,7 @@ impl SqliteStore {
     ) -> Result<crate::ImportCounts, StoreError> {
         let mut counts = crate::ImportCounts::default();
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        for info in &batch.permissions {
-            let result = sqlx::query(
-                "INSERT INTO permissions (name, app, codename, description) VALUES (?, ?, ?, ?) \
-                 ON CONFLICT (name) DO NOTHING",
-            )
-            .bind(info.permission.as_str())
-            .bind(info.permission.app())
-            .bind(info.permission.codename())
-            .bind(info.description.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-            counts.permissions_created = counts
-                .permissions_created
-                .saturating_add(result.rows_affected());
-        }
+        counts.permissions_created = insert_permissions(&mut tx, &batch.permissions).await?;
         let mut group_ids: std::collections::HashMap<&GroupName, i64> =
             std::collections::HashMap::new();
         for group in &batch.groups {
@@ -327,7 +292,31 @@ impl SqliteStore {
     }
 }
 
-/// The one INSERT of a user row, shared by `create_user` and `import_users` so the column
+/// Registers each permission that is not registered yet, inside `tx`; returns how many were
+/// new. Shared by start-up registration and the Django import.
+async fn insert_permissions(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    permissions: &[PermissionInfo],
+) -> Result<u64, StoreError> {
+    let mut added: u64 = 0;
+    for info in permissions {
+        let result = sqlx::query(
+            "INSERT INTO permissions (name, app, codename, description) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(info.permission.as_str())
+        .bind(info.permission.app())
+        .bind(info.permission.codename())
+        .bind(info.description.as_str())
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+        added = added.saturating_add(result.rows_affected());
+    }
+    Ok(added)
+}
+
+/// The one INSERT of a user row, shared by `create_user` and `import_batch` so the column
 /// list and the canonical forms cannot drift apart. Returns the new id.
 async fn insert_user<'e, E>(
     executor: E,
@@ -913,21 +902,7 @@ impl AuthzStore for SqliteStore {
         // One transaction: one commit (one fsync) for the whole start-up list, and nodes
         // starting together each insert only what no other has inserted yet.
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        let mut added: u64 = 0;
-        for info in permissions {
-            let result = sqlx::query(
-                "INSERT INTO permissions (name, app, codename, description) VALUES (?, ?, ?, ?) \
-                 ON CONFLICT (name) DO NOTHING",
-            )
-            .bind(info.permission.as_str())
-            .bind(info.permission.app())
-            .bind(info.permission.codename())
-            .bind(info.description.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-            added = added.saturating_add(result.rows_affected());
-        }
+        let added = insert_permissions(&mut tx, permissions).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(added)
     }

@@ -1,4 +1,4 @@
-//! `SqliteStore::import_users`: a bulk import is one transaction, all or nothing.
+//! `SqliteStore::import_batch`: a bulk import is one transaction, all or nothing.
 
 #![allow(
     clippy::unwrap_used,
@@ -19,6 +19,21 @@ fn user(name: &str) -> NewUser {
     )
 }
 
+/// Imports `users` alone (no groups or grants) and returns how many were stored.
+async fn import_users(
+    store: &SqliteStore,
+    users: Vec<(NewUser, Option<Timestamp>)>,
+) -> Result<u64, StoreError> {
+    let batch = palisade_store::ImportBatch {
+        users: users
+            .into_iter()
+            .map(|(user, last_login)| palisade_store::ImportedUser::new(user, last_login))
+            .collect(),
+        ..palisade_store::ImportBatch::default()
+    };
+    store.import_batch(&batch).await.map(|counts| counts.users)
+}
+
 async fn fresh(dir: &tempfile::TempDir) -> SqliteStore {
     let path = dir.path().join("palisade.db").to_str().unwrap().to_owned();
     let store = SqliteStore::open(&path).await.unwrap();
@@ -30,13 +45,15 @@ async fn fresh(dir: &tempfile::TempDir) -> SqliteStore {
 async fn import_inserts_everything_with_last_login() {
     let dir = tempfile::tempdir().unwrap();
     let store = fresh(&dir).await;
-    let n = store
-        .import_users(vec![
+    let n = import_users(
+        &store,
+        vec![
             (user("ann"), Some(Timestamp::from_unix(1_700_000_000))),
             (user("ben"), None),
-        ])
-        .await
-        .unwrap();
+        ],
+    )
+    .await
+    .unwrap();
     assert_eq!(n, 2);
     let ann = store
         .get_by_username(&Username::parse("ANN").unwrap())
@@ -53,8 +70,7 @@ async fn a_conflict_rolls_the_whole_import_back() {
     let dir = tempfile::tempdir().unwrap();
     let store = fresh(&dir).await;
     store.create_user(user("carol")).await.unwrap();
-    let err = store
-        .import_users(vec![(user("ann"), None), (user("CAROL"), None)])
+    let err = import_users(&store, vec![(user("ann"), None), (user("CAROL"), None)])
         .await
         .unwrap_err();
     assert_eq!(err, StoreError::Conflict);
@@ -67,8 +83,7 @@ async fn a_conflict_rolls_the_whole_import_back() {
         .collect();
     assert_eq!(names, ["carol"], "ann must not survive the failed import");
     // Duplicates within one import are refused the same way.
-    let err = store
-        .import_users(vec![(user("dan"), None), (user("Dan"), None)])
+    let err = import_users(&store, vec![(user("dan"), None), (user("Dan"), None)])
         .await
         .unwrap_err();
     assert_eq!(err, StoreError::Conflict);

@@ -474,7 +474,7 @@ async fn user_search_at_100k_users() {
     // Inserted in a scrambled order (7919 is prime to N), so that id order is not name
     // order; one fixed hash string, since hashing 100,000 passwords is not the point.
     //
-    // One INSERT … SELECT in SQL rather than `import_users`, which makes a round trip per
+    // One INSERT … SELECT in SQL rather than `import_batch`, which makes a round trip per
     // row (4.5 s for 100,000 here): for these ASCII names SQL's lower() is exactly
     // `Username::canonical` and `Email::canonical`, which the lookups below confirm. The
     // one account the searches look for goes in through the store itself.

@@ -116,6 +116,14 @@ enum Place {
 }
 
 impl Place {
+    /// `FILE:LINE: ` or `FILE: object N: `, before a bad row's reason.
+    fn prefix(self, file: &str) -> String {
+        match self {
+            Place::Line(n) => format!("{file}:{n}: "),
+            Place::Object(n) => format!("{file}: object {n}: "),
+        }
+    }
+
     fn describe(self) -> String {
         match self {
             Place::Line(n) => format!("line {n}"),
@@ -421,10 +429,7 @@ fn import(admin: &Admin, name: &str, file: &Path, parsed: Parsed) -> CliResult<(
         }
     }
     if let Some(((place, reason), others)) = bad.split_first().map(|(f, rest)| (f, rest.len())) {
-        let at = match place {
-            Place::Line(n) => format!("{name}:{n}: "),
-            Place::Object(n) => format!("{name}: object {n}: "),
-        };
+        let at = place.prefix(name);
         let more = match others {
             0 => String::new(),
             1 => " (and 1 more bad row)".to_owned(),

@@ -98,6 +98,20 @@ impl TestServer {
         Browser::new(&self.data_dir, &self.url)
     }
 
+    /// A browser that has tried to sign in as `name`: with `signs_in`, the login must
+    /// redirect (a session); without, it must fail with the form again (an inactive account).
+    pub async fn browser_as(&self, name: &str, password: &str, signs_in: bool) -> Browser {
+        let mut b = self.browser();
+        let page = b.login(name, password, None).await;
+        let expect = if signs_in {
+            StatusCode::SEE_OTHER
+        } else {
+            StatusCode::OK
+        };
+        assert_eq!(page.status, expect, "login as {name}");
+        b
+    }
+
     pub fn outbox(&self) -> PathBuf {
         self.data_dir.join("outbox")
     }
